@@ -1,0 +1,123 @@
+"""Basis pursuit, and the range checks shared with basis pursuit denoising."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import torch
+
+from .base import Problem, batched_matvec, batched_rmatvec
+from .formulation import CvxpyFormulation
+
+__all__ = ["BasisPursuit", "distance_to_range", "feasibility_tolerance"]
+
+
+def feasibility_tolerance(dtype: torch.dtype) -> float:
+    """Return the relative distance to range(D) below which ``y`` counts as in it.
+
+    Data given in float32 carries a relative rounding error of about 6e-8 per
+    entry, which products like ``y = D x`` amplify; 1e-5 leaves room for that.
+    Float64 data is held to 1e-9.
+    """
+    return 1e-5 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-9
+
+
+def distance_to_range(y: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """Return ||y - P y|| per sample, P the orthogonal projector onto range(D).
+
+    Computed in float64 from an SVD of D, keeping singular values above
+    ``max(m, k) * eps * s_max``.
+
+    Shape:
+        y: (B, m); D: (m, k) or (B, m, k); result (B,).
+    """
+    y64, D64 = y.detach().double(), D.detach().double()
+    U, s, _ = torch.linalg.svd(D64, full_matrices=False)
+    cutoff = max(D.shape[-2], D.shape[-1]) * torch.finfo(torch.float64).eps
+    keep = s > cutoff * s.amax(-1, keepdim=True).clamp(min=torch.finfo(torch.float64).tiny)
+    U = U * keep.unsqueeze(-2).to(U.dtype)
+    if D.dim() == 2:
+        projected = (y64 @ U) @ U.T
+    else:
+        coefficients = torch.bmm(U.transpose(1, 2), y64.unsqueeze(-1))
+        projected = torch.bmm(U, coefficients).squeeze(-1)
+    return (y64 - projected).norm(dim=-1).to(y.dtype)
+
+
+def support_dual(z: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """Return the min-norm nu with D_S^T nu = sign(z_S) on the support S, (B, m)."""
+    support = (z != 0).to(z.dtype)
+    D_batched = D if D.dim() == 3 else D.expand(z.shape[0], -1, -1)
+    D_support = D_batched * support.unsqueeze(1)
+    return (torch.linalg.pinv(D_support.transpose(1, 2)) @ torch.sign(z).unsqueeze(-1)).squeeze(-1)
+
+
+class BasisPursuit(Problem):
+    r"""Basis pursuit.
+
+    Solves, per sample,
+
+    .. math::
+
+        \min_z \ \|z\|_1 \quad \text{s.t.} \quad D z = y
+
+    A sample whose ``y`` is farther from range(D) than
+    ``feasibility_tolerance`` (relative to ``||y||``) raises
+    ``InfeasibleProblemError`` naming the sample and the distance; within the
+    tolerance, the solve fits the projection of ``y`` onto range(D). For a
+    relaxed problem use ``BasisPursuitDenoising`` (explicit ``sigma``) or a
+    small-``lam`` ``Lasso``.
+
+    Shape:
+        y: (m,) or (B, m); D: (m, k) or (B, m, k); z: (k,) or (B, k).
+    """
+
+    kind = "basis_pursuit"
+    scalar_specs = ()
+
+    def objective_batched(self, z, y, D, params) -> torch.Tensor:
+        return z.abs().sum(-1)
+
+    def infeasibility(self, y, D, params) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (distance of y to range(D) (B,), bool mask of infeasible samples (B,))."""
+        distance = distance_to_range(y, D)
+        scale = y.norm(dim=-1)
+        limit = feasibility_tolerance(y.dtype) * torch.clamp(scale, min=1.0)
+        return distance, distance > limit
+
+    def duality_gap_batched(self, z, y, D, params) -> torch.Tensor:
+        """Return the relative gap of the dual certificate built on the support of ``z``."""
+        nu = support_dual(z, D)
+        dual_norm = batched_rmatvec(D, nu).abs().amax(-1)
+        nu = nu / dual_norm.clamp(min=1.0).unsqueeze(-1)
+        primal = z.abs().sum(-1)
+        dual = (y * nu).sum(-1)
+        gap = (primal - dual).abs()
+        scale = torch.maximum(primal, dual.abs())
+        return torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(z.dtype).tiny), gap)
+
+    def residual_batched(self, z, y, D, params) -> torch.Tensor:
+        """Return max(relative ||D z - y||, dual infeasibility of the support certificate)."""
+        feasibility = (batched_matvec(D, z) - y).norm(dim=-1)
+        scale = y.norm(dim=-1)
+        feasibility = torch.where(
+            scale > 0, feasibility / scale.clamp(min=torch.finfo(z.dtype).tiny), feasibility
+        )
+        nu = support_dual(z, D)
+        correlation = batched_rmatvec(D, nu)
+        support = z != 0
+        on_support = torch.where(support, (correlation - torch.sign(z)).abs(), 0.0).amax(-1)
+        off_support = (correlation.abs() - 1).clamp(min=0).amax(-1)
+        return torch.maximum(feasibility, torch.maximum(on_support, off_support))
+
+    def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
+        D = cp.Parameter((m, k), name="D")
+        y = cp.Parameter(m, name="y")
+        z = cp.Variable(k, name="z")
+        problem = cp.Problem(cp.Minimize(cp.norm1(z)), [D @ z == y])
+        return CvxpyFormulation(problem, [D, y], z, lambda y, D, params: [D, y])
+
+    def rescale(self, params: dict, d_scale, y_scale) -> dict:
+        return dict(params)
+
+    def lam_max_batched(self, y, D, params) -> torch.Tensor:
+        raise ValueError("basis pursuit has no penalty weight, so lam_max is undefined for it.")

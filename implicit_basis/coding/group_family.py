@@ -1,0 +1,249 @@
+"""Oracles shared by the group lasso and the sparse group lasso.
+
+Both are written on two thresholds: ``tau1 = lam * a`` (B,) on every atom
+and ``tau_g = lam * (1 - a) * w_g`` (B, g) on every group, with ``a = 0``
+for the group lasso. ``tau_g = +inf`` marks a group forced to zero.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import torch
+
+from .base import batched_matvec, batched_rmatvec
+from .formulation import CvxpyFormulation
+from .groups import group_norms
+
+__all__ = [
+    "group_family_formulation",
+    "group_family_gap",
+    "group_family_lam_max",
+    "group_family_objective",
+    "group_family_residual",
+    "group_thresholds",
+    "soft_threshold",
+]
+
+# Bisection steps for the dual scaling of the sparse group lasso: 2^-60 of
+# the unit interval is below float64 resolution.
+_BISECTION_STEPS = 60
+
+
+def soft_threshold(v: torch.Tensor, tau) -> torch.Tensor:
+    """Return sign(v) * max(|v| - tau, 0); its derivative at |v| = tau is 0."""
+    return torch.sign(v) * torch.relu(v.abs() - tau)
+
+
+def group_thresholds(params: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (tau1 (B,), tau_g (B, g)) from resolved parameters."""
+    lam = params["lam"]
+    ratio = params.get("l1_ratio")
+    weights = params["weights"]
+    if ratio is None:
+        tau1 = torch.zeros_like(lam)
+        group_lam = lam
+    else:
+        tau1 = lam * ratio
+        group_lam = lam * (1 - ratio)
+    tau_g = group_lam.unsqueeze(-1) * weights
+    tau_g = torch.where(torch.isinf(weights), torch.full_like(tau_g, torch.inf), tau_g)
+    return tau1, tau_g
+
+
+def _penalty(z, params) -> torch.Tensor:
+    tau1, tau_g = group_thresholds(params)
+    norms = group_norms(z, params["group_index"], params["n_groups"])
+    terms = torch.where(norms == 0, torch.zeros_like(norms), tau_g * norms)
+    return tau1 * z.abs().sum(-1) + terms.sum(-1)
+
+
+def group_family_objective(z, y, D, params) -> torch.Tensor:
+    r = batched_matvec(D, z) - y
+    return 0.5 * (r * r).sum(-1) + _penalty(z, params)
+
+
+def _unpenalised_atoms(params) -> torch.Tensor:
+    tau1, tau_g = group_thresholds(params)
+    free_groups = (tau_g == 0) & (tau1.unsqueeze(-1) == 0)
+    return free_groups[:, params["group_index"]]
+
+
+def _project_out(r, D, free) -> torch.Tensor:
+    if not bool(free.any()):
+        return r
+    D_batched = D if D.dim() == 3 else D.expand(r.shape[0], -1, -1)
+    D_free = D_batched * free.unsqueeze(1).to(D.dtype)
+    coefficients = torch.linalg.pinv(D_free) @ r.unsqueeze(-1)
+    return r - (D_free @ coefficients).squeeze(-1)
+
+
+def _shrunk_group_norms(v, tau1, params) -> torch.Tensor:
+    """Return ||soft(v_g, tau1)||_2 per group, (B, g)."""
+    shrunk = soft_threshold(v, tau1.unsqueeze(-1))
+    return group_norms(shrunk, params["group_index"], params["n_groups"])
+
+
+def _dual_scaling(v, params) -> torch.Tensor:
+    """Return the largest alpha in [0, 1] with alpha * v dual feasible, per sample.
+
+    Feasibility is ||soft(alpha v_g, tau1)||_2 <= tau_g for every group that is
+    not forced to zero; it is monotone in alpha, so bisection finds the bound.
+    """
+    tau1, tau_g = group_thresholds(params)
+    # Forced groups have no dual constraint; unpenalised groups were projected out.
+    unpenalised = (tau_g == 0) & (tau1.unsqueeze(-1) == 0)
+    constrained = torch.isfinite(tau_g) & ~unpenalised
+
+    def feasible(alpha):
+        norms = _shrunk_group_norms(alpha.unsqueeze(-1) * v, tau1, params)
+        slack = torch.where(constrained, tau_g - norms, torch.ones_like(norms))
+        return (slack >= 0).all(-1)
+
+    if bool((tau1 == 0).all()):
+        norms = group_norms(v, params["group_index"], params["n_groups"])
+        ratios = torch.where(
+            constrained & (norms > 0),
+            tau_g / norms.clamp(min=torch.finfo(v.dtype).tiny),
+            torch.full_like(norms, torch.inf),
+        )
+        return ratios.amin(-1).clamp(max=1.0)
+
+    ones = torch.ones(v.shape[0], dtype=v.dtype, device=v.device)
+    low, high = torch.zeros_like(ones), ones.clone()
+    for _ in range(_BISECTION_STEPS):
+        middle = 0.5 * (low + high)
+        ok = feasible(middle)
+        low = torch.where(ok, middle, low)
+        high = torch.where(ok, high, middle)
+    return torch.where(feasible(ones), ones, low)
+
+
+def group_family_gap(z, y, D, params) -> torch.Tensor:
+    """Return the relative duality gap per sample (see ``lasso_family_gap``)."""
+    r = y - batched_matvec(D, z)
+    r = _project_out(r, D, _unpenalised_atoms(params))
+    alpha = _dual_scaling(batched_rmatvec(D, r), params)
+    primal = group_family_objective(z, y, D, params)
+    shifted = y - alpha.unsqueeze(-1) * r
+    dual = 0.5 * (y * y).sum(-1) - 0.5 * (shifted * shifted).sum(-1)
+    gap = (primal - dual).clamp(min=0)
+    scale = torch.maximum(0.5 * (y * y).sum(-1), primal)
+    return torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(r.dtype).tiny), gap)
+
+
+def group_family_residual(z, y, D, params) -> torch.Tensor:
+    r"""Return the KKT stationarity violation per sample, relative to ``||D^T y||_inf``.
+
+    With ``g = D^T (y - D z)``: in an active group, ``|g_j - tau1 s_j - tau_g
+    z_j / ||z_g||``| on nonzero atoms and ``max(0, |g_j| - tau1)`` on zero
+    atoms; for a zero group, ``max(0, ||soft(g_g, tau1)|| - tau_g)``; a forced
+    group that is not zero counts as +inf.
+    """
+    index, n_groups = params["group_index"], params["n_groups"]
+    tau1, tau_g = group_thresholds(params)
+    g = batched_rmatvec(D, y - batched_matvec(D, z))
+    norms = group_norms(z, index, n_groups)
+    active = norms > 0
+    finite_tau_g = torch.where(torch.isinf(tau_g), torch.zeros_like(tau_g), tau_g)
+
+    atom_norm = norms[:, index]
+    atom_tau_g = finite_tau_g[:, index]
+    direction = torch.where(atom_norm > 0, z / atom_norm.clamp(min=torch.finfo(z.dtype).tiny), z)
+    on_support = (g - tau1.unsqueeze(-1) * torch.sign(z) - atom_tau_g * direction).abs()
+    off_support = (g.abs() - tau1.unsqueeze(-1)).clamp(min=0)
+    atom_violation = torch.where(z != 0, on_support, off_support)
+    atom_violation = torch.where(active[:, index], atom_violation, torch.zeros_like(g))
+
+    inactive_violation = (_shrunk_group_norms(g, tau1, params) - finite_tau_g).clamp(min=0)
+    inactive_violation = torch.where(
+        active | torch.isinf(tau_g), torch.zeros_like(norms), inactive_violation
+    )
+    forced = torch.isinf(tau_g) & active
+    inactive_violation = torch.where(
+        forced, torch.full_like(norms, torch.inf), inactive_violation
+    )
+    worst = torch.maximum(atom_violation.amax(-1), inactive_violation.amax(-1))
+    scale = batched_rmatvec(D, y).abs().amax(-1)
+    return torch.where(scale > 0, worst / scale.clamp(min=torch.finfo(z.dtype).tiny), worst)
+
+
+def group_family_lam_max(y, D, params) -> torch.Tensor:
+    """Return the smallest lam with a zero code, per sample.
+
+    For each group, the root in lam of ||soft(v_g, lam a)|| = lam (1 - a) w_g
+    with ``v = D^T r``; the root is found by bisection (it is closed-form
+    ``||v_g|| / w_g`` for the group lasso).
+    """
+    index, n_groups = params["group_index"], params["n_groups"]
+    ratio = params.get("l1_ratio")
+    a = torch.zeros_like(y[:, 0]) if ratio is None else ratio
+    weights = params["weights"]
+    unit = dict(params, lam=torch.ones_like(a))
+    r = _project_out(y, D, _unpenalised_atoms(unit))
+    v = batched_rmatvec(D, r)
+    penalised = torch.isfinite(weights) & ((weights > 0) | (a.unsqueeze(-1) > 0))
+    if bool((a == 0).all()):
+        norms = group_norms(v, index, n_groups)
+        ratios = torch.where(penalised, norms / weights.clamp(min=torch.finfo(y.dtype).tiny), 0.0)
+        return ratios.amax(-1)
+
+    # Upper bound: at lam >= max|v| / a every group's shrunk norm is 0.
+    high = v.abs().amax(-1) / a.clamp(min=torch.finfo(y.dtype).tiny)
+    norms_two = group_norms(v, index, n_groups)
+    group_weight = (1 - a).unsqueeze(-1) * weights
+    bound_group = torch.where(
+        penalised & (group_weight > 0),
+        norms_two / group_weight.clamp(min=torch.finfo(y.dtype).tiny),
+        torch.full_like(norms_two, torch.inf),
+    ).amax(-1, keepdim=False)
+    high = torch.minimum(high, torch.where(torch.isfinite(bound_group), bound_group, high))
+    low = torch.zeros_like(high)
+
+    def zero_code(lam):
+        shrunk = _shrunk_group_norms(v, lam * a, params)
+        limit = lam.unsqueeze(-1) * group_weight
+        ok = torch.where(penalised, shrunk <= limit, torch.ones_like(shrunk, dtype=torch.bool))
+        return ok.all(-1)
+
+    for _ in range(_BISECTION_STEPS):
+        middle = 0.5 * (low + high)
+        ok = zero_code(middle)
+        high = torch.where(ok, middle, high)
+        low = torch.where(ok, low, middle)
+    return high
+
+
+def group_family_formulation(m: int, k: int, members: list[list[int]], with_l1: bool) -> CvxpyFormulation:
+    """Build the DPP cvxpy problem of the group family.
+
+    Parameters, in order: ``D`` (m, k), ``y`` (m,), ``tau_g`` (g,) and, for the
+    sparse group lasso, ``tau1`` (). Forced-zero groups enter with their
+    columns of ``D`` zeroed and tau_g = 1, which pins them to zero.
+    """
+    D = cp.Parameter((m, k), name="D")
+    y = cp.Parameter(m, name="y")
+    tau_g = cp.Parameter(len(members), nonneg=True, name="tau_g")
+    z = cp.Variable(k, name="z")
+    penalty = sum(tau_g[i] * cp.norm(z[group], 2) for i, group in enumerate(members))
+    parameters = [D, y, tau_g]
+    if with_l1:
+        tau1 = cp.Parameter(nonneg=True, name="tau1")
+        penalty = penalty + tau1 * cp.norm1(z)
+        parameters.append(tau1)
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(D @ z - y) + penalty))
+    return CvxpyFormulation(problem, parameters, z, group_family_values)
+
+
+def group_family_values(y, D, params) -> list[torch.Tensor]:
+    """Return the cvxpy parameter values (D, y, tau_g[, tau1]) for one batch."""
+    tau1, tau_g = group_thresholds(params)
+    forced = torch.isinf(tau_g)
+    if bool(forced.any()):
+        forced_atoms = forced[:, params["group_index"]]
+        keep = (~forced_atoms).to(D.dtype)
+        D = (D if D.dim() == 3 else D.expand(y.shape[0], -1, -1)) * keep.unsqueeze(1)
+        tau_g = torch.where(forced, torch.ones_like(tau_g), tau_g)
+    values = [D, y, tau_g]
+    if params.get("l1_ratio") is not None:
+        values.append(tau1)
+    return values

@@ -1,0 +1,296 @@
+"""The lasso: weighted and non-negative forms, and ``lam_max``."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import torch
+
+from .base import Problem, ScalarSpec, batched_matvec, batched_rmatvec
+from .formulation import CvxpyFormulation
+
+__all__ = ["Lasso", "lam_max"]
+
+
+class Lasso(Problem):
+    r"""The lasso, optionally weighted and non-negative.
+
+    Solves, per sample,
+
+    .. math::
+
+        \min_z \ \tfrac12 \|D z - y\|_2^2 + \lambda \sum_j w_j |z_j|
+        \qquad (\text{and } z \ge 0 \text{ if } \texttt{nonneg})
+
+    scikit-learn: ``sklearn.linear_model.Lasso(alpha)`` scales the data term
+    by ``1 / (2 n_samples)``, so it equals ``lam = n_samples * alpha`` here
+    (``n_samples`` is the number of rows of ``D``); ``sparse_encode(alpha)``
+    and ``SparseCoder`` with ``lasso_cd``/``lasso_lars`` equal ``lam = alpha``.
+
+    Args:
+        lam: penalty weight, ``>= 0`` and finite; a float or a tensor of
+            shape () or (B,) (per sample). May require grad.
+        weights: optional per-atom weights, shape (k,) or (B, k). ``0`` leaves
+            an atom unpenalised; ``+inf`` forces it to zero (the atom is
+            removed before the solve, and its code and gradients are exactly 0).
+        nonneg: constrain the code to be non-negative.
+
+    Shape:
+        y: (m,) or (B, m); D: (m, k) or (B, m, k); z: (k,) or (B, k).
+    """
+
+    kind = "lasso"
+    scalar_specs = (ScalarSpec("lam"),)
+
+    def __init__(self, lam, weights=None, nonneg: bool = False) -> None:
+        super().__init__()
+        if not isinstance(nonneg, bool):
+            raise TypeError(f"nonneg must be a bool; got {type(nonneg).__name__}.")
+        self._store_scalar(self.scalar_specs[0], lam)
+        self._store_weights("weights", weights, "atoms")
+        self.nonneg = nonneg
+
+    def weight_names(self) -> tuple[str, ...]:
+        return ("weights",)
+
+    def resolve(self, B, k, dtype, device) -> dict:
+        params = super().resolve(B, k, dtype, device)
+        params["weights"] = self._resolve_weights("weights", B, k, "atoms", dtype, device)
+        params["l2"] = None
+        params["nonneg"] = self.nonneg
+        return params
+
+    # Batched oracles -------------------------------------------------------
+
+    def objective_batched(self, z, y, D, params) -> torch.Tensor:
+        return lasso_family_objective(z, y, D, params)
+
+    def duality_gap_batched(self, z, y, D, params) -> torch.Tensor:
+        return lasso_family_gap(z, y, D, params)
+
+    def residual_batched(self, z, y, D, params) -> torch.Tensor:
+        return lasso_family_residual(z, y, D, params)
+
+    def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
+        return lasso_family_formulation(m, k, self.nonneg, with_l2=False)
+
+    def cache_key(self) -> tuple:
+        return (self.kind, self.nonneg)
+
+    def rescale(self, params: dict, d_scale, y_scale) -> dict:
+        return lasso_family_rescale(params, d_scale, y_scale)
+
+    def lam_max_batched(self, y, D, params) -> torch.Tensor:
+        return lasso_family_lam_max(y, D, params)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if self._value("weights") is not None:
+            text += ", weights=..."
+        if self.nonneg:
+            text += ", nonneg=True"
+        return text
+
+
+# -----------------------------------------------------------------------------
+# The lasso family (lasso, weighted, non-negative, elastic net) shares one
+# set of oracles written on the per-atom thresholds tau_j = lam * w_j.
+
+
+def atom_thresholds(params: dict) -> torch.Tensor:
+    """Return tau = lam * w per sample and atom, (B, k); +inf marks forced zeros.
+
+    With no weights the result is the (B, 1) column ``lam`` that broadcasts.
+    """
+    lam = params["lam"].unsqueeze(-1)
+    weights = params.get("weights")
+    if weights is None:
+        return lam
+    # 0 * inf would be NaN: a zero lam with an infinite weight still forces zero.
+    return torch.where(torch.isinf(weights), torch.full_like(weights, torch.inf), lam * weights)
+
+
+def weighted_l1(z: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Return sum_j tau_j |z_j| per sample, with 0 * inf = 0."""
+    terms = tau * z.abs()
+    terms = torch.where(z == 0, torch.zeros_like(terms), terms)
+    return terms.sum(-1)
+
+
+def lasso_family_objective(z, y, D, params) -> torch.Tensor:
+    r = batched_matvec(D, z) - y
+    value = 0.5 * (r * r).sum(-1) + weighted_l1(z, atom_thresholds(params))
+    l2 = params.get("l2")
+    if l2 is not None:
+        value = value + 0.5 * l2 * (z * z).sum(-1)
+    if params.get("nonneg"):
+        infeasible = (z < 0).any(-1)
+        value = torch.where(infeasible, torch.full_like(value, torch.inf), value)
+    return value
+
+
+def _project_out_unpenalised(r, D, tau):
+    """Project residuals onto the orthogonal complement of the unpenalised atoms' span.
+
+    The dual of the lasso requires d_j^T theta = 0 for atoms with tau_j = 0,
+    which a plain rescaling of the residual does not give away from the optimum.
+    """
+    free = (tau == 0).expand(r.shape[0], -1)
+    if not bool(free.any()):
+        return r
+    D_batched = D if D.dim() == 3 else D.expand(r.shape[0], -1, -1)
+    D_free = D_batched * free.unsqueeze(1).to(D.dtype)
+    coefficients = torch.linalg.pinv(D_free) @ r.unsqueeze(-1)
+    return r - (D_free @ coefficients).squeeze(-1)
+
+
+def lasso_family_gap(z, y, D, params) -> torch.Tensor:
+    r"""Return the relative duality gap per sample.
+
+    The dual point is the residual ``r = y - D z``, with the unpenalised atoms'
+    span projected out, scaled to be feasible. For the elastic net the dual is
+    that of the lasso on ``[D; sqrt(l2) I]`` and ``[y; 0]``. The gap is divided
+    by ``max(P(0), P(z))`` so that it is scale-invariant; 0 when both are 0.
+    """
+    tau = atom_thresholds(params)
+    l2 = params.get("l2")
+    r = y - batched_matvec(D, z)
+    r = _project_out_unpenalised(r, D, tau)
+    correlation = batched_rmatvec(D, r)
+    if l2 is not None:
+        correlation = correlation - l2.unsqueeze(-1) * z
+    if params.get("nonneg"):
+        correlation = correlation.clamp(min=0)
+    else:
+        correlation = correlation.abs()
+    # alpha = min(1, min_j tau_j / |d_j^T r|), skipping atoms with no correlation.
+    # Unpenalised atoms were projected out above: they constrain nothing.
+    ratios = torch.where(
+        (correlation > 0) & (tau > 0),
+        tau / correlation.clamp(min=torch.finfo(r.dtype).tiny),
+        torch.full_like(correlation, torch.inf),
+    )
+    alpha = ratios.amin(-1).clamp(max=1.0)
+    primal = lasso_family_objective(z, y, D, params)
+    shifted = y - alpha.unsqueeze(-1) * r
+    dual = 0.5 * (y * y).sum(-1) - 0.5 * (shifted * shifted).sum(-1)
+    if l2 is not None:
+        dual = dual - 0.5 * alpha**2 * l2 * (z * z).sum(-1)
+    gap = (primal - dual).clamp(min=0)
+    scale = torch.maximum(0.5 * (y * y).sum(-1), primal)
+    return torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(r.dtype).tiny), gap)
+
+
+def lasso_family_residual(z, y, D, params) -> torch.Tensor:
+    r"""Return the KKT stationarity violation per sample, relative to ``||D^T y||_inf``.
+
+    For atom j with gradient ``g_j = d_j^T (y - D z)`` (minus ``l2 z_j``): on the
+    support ``|g_j - tau_j sign(z_j)|``, off it ``max(0, |g_j| - tau_j)``; a
+    forced-zero atom that is not zero, or a negative entry of a non-negative
+    code, counts as +inf.
+    """
+    tau = atom_thresholds(params).expand_as(z)
+    l2 = params.get("l2")
+    g = batched_rmatvec(D, y - batched_matvec(D, z))
+    if l2 is not None:
+        g = g - l2.unsqueeze(-1) * z
+    finite_tau = torch.where(torch.isinf(tau), torch.zeros_like(tau), tau)
+    on_support = (g - finite_tau * torch.sign(z)).abs()
+    if params.get("nonneg"):
+        off_support = (g - finite_tau).clamp(min=0)
+    else:
+        off_support = (g.abs() - finite_tau).clamp(min=0)
+    violation = torch.where(z != 0, on_support, off_support)
+    infinite = torch.isinf(tau) & (z != 0)
+    if params.get("nonneg"):
+        infinite = infinite | (z < 0)
+    violation = torch.where(infinite, torch.full_like(violation, torch.inf), violation)
+    worst = violation.amax(-1) if violation.shape[-1] else violation.sum(-1)
+    scale = batched_rmatvec(D, y).abs().amax(-1)
+    return torch.where(scale > 0, worst / scale.clamp(min=torch.finfo(z.dtype).tiny), worst)
+
+
+def lasso_family_formulation(m: int, k: int, nonneg: bool, with_l2: bool) -> CvxpyFormulation:
+    """Build the DPP cvxpy problem of the lasso family.
+
+    Parameters, in order: ``D`` (m, k), ``y`` (m,), ``tau`` (k,) the per-atom
+    thresholds lam * w_j, and ``l2`` () for the elastic net. Forced-zero atoms
+    enter with their column of ``D`` zeroed and tau_j = 1, which pins z_j = 0.
+    """
+    D = cp.Parameter((m, k), name="D")
+    y = cp.Parameter(m, name="y")
+    tau = cp.Parameter(k, nonneg=True, name="tau")
+    z = cp.Variable(k, name="z")
+    data = 0.5 * cp.sum_squares(D @ z - y)
+    constraints = []
+    if nonneg:
+        penalty = tau @ z
+        constraints.append(z >= 0)
+    else:
+        penalty = cp.norm1(cp.multiply(tau, z))
+    parameters = [D, y, tau]
+    objective = data + penalty
+    if with_l2:
+        l2 = cp.Parameter(nonneg=True, name="l2")
+        objective = objective + 0.5 * l2 * cp.sum_squares(z)
+        parameters.append(l2)
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    return CvxpyFormulation(problem, parameters, z, lasso_family_values)
+
+
+def lasso_family_values(y, D, params) -> list[torch.Tensor]:
+    """Return the cvxpy parameter values (D, y, tau[, l2]) for one batch."""
+    tau = atom_thresholds(params).expand(y.shape[0], D.shape[-1])
+    forced = torch.isinf(tau)
+    if bool(forced.any()):
+        keep = (~forced).to(D.dtype)
+        D = (D if D.dim() == 3 else D.expand(y.shape[0], -1, -1)) * keep.unsqueeze(1)
+        tau = torch.where(forced, torch.ones_like(tau), tau)
+    values = [D, y, tau]
+    if params.get("l2") is not None:
+        values.append(params["l2"])
+    return values
+
+
+def lasso_family_rescale(params: dict, d_scale, y_scale) -> dict:
+    """Return parameters for ``(D / d_scale, y / y_scale)``, whose code is ``z d_scale / y_scale``."""
+    scaled = dict(params)
+    scaled["lam"] = params["lam"] / (d_scale * y_scale)
+    if params.get("l2") is not None:
+        scaled["l2"] = params["l2"] / d_scale**2
+    return scaled
+
+
+def lasso_family_lam_max(y, D, params) -> torch.Tensor:
+    """Return max_j |d_j^T r| / w_j per sample, r = y minus its fit on unpenalised atoms."""
+    weights = params.get("weights")
+    B, k = y.shape[0], D.shape[-1]
+    w = torch.ones(B, k, dtype=y.dtype, device=y.device) if weights is None else weights
+    r = _project_out_unpenalised(y, D, w)
+    correlation = batched_rmatvec(D, r)
+    correlation = correlation.clamp(min=0) if params.get("nonneg") else correlation.abs()
+    penalised = (w > 0) & torch.isfinite(w)
+    ratios = torch.where(
+        penalised, correlation / torch.where(penalised, w, torch.ones_like(w)), torch.zeros_like(w)
+    )
+    return ratios.amax(-1) if k else ratios.sum(-1)
+
+
+def lam_max(y: torch.Tensor, D: torch.Tensor, problem: Problem | None = None) -> torch.Tensor:
+    r"""Return the smallest penalty weight for which the code is zero.
+
+    For the plain lasso this is ``||D^T y||_inf``. Given a ``problem``, the
+    kind's own value is returned: ``max_j |d_j^T y| / w_j`` over penalised
+    atoms (one-sided for ``nonneg``), ``max_g ||D_g^T y||_2 / w_g`` for the
+    group lasso, and the analogous dual-norm value for the sparse group lasso
+    and the elastic net (which shares the lasso's). Unpenalised atoms are
+    first fitted by least squares, and ``y`` is replaced by its residual.
+
+    Shape:
+        y: (m,) or (B, m); D: (m, k) or (B, m, k); result () or (B,).
+    """
+    from ..inputs import prepare_inputs
+
+    if problem is None:
+        problem = Lasso(0.0)
+    batch = prepare_inputs(y, D, problem)
+    return batch.unbatch_scalar(problem.lam_max_batched(batch.y, batch.D, batch.params))

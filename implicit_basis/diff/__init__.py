@@ -1,0 +1,6 @@
+"""Differentiation modes: each backend solves a batch and differentiates it."""
+
+from . import cvxpylayers as _cvxpylayers  # noqa: F401  (registers the backend)
+from .base import Backend, get_backend, register_backend
+
+__all__ = ["Backend", "get_backend", "register_backend"]
