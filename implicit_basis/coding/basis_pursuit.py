@@ -119,5 +119,20 @@ class BasisPursuit(Problem):
     def rescale(self, params: dict, d_scale, y_scale) -> dict:
         return dict(params)
 
+    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
+        r"""Return the VJPs of the solution map on the support: ``D_S z_S = y``.
+
+        Differentiating gives ``dz_S = D_S^+ (dy - dD_S z_S)``, the lasso
+        formula with zero penalty and zero residual. The gradient in ``y`` is
+        ``D_S u`` with ``u = (D_S^T D_S)^{-1} v_S``; it lies in range(D_S), so
+        it is the minimum-norm one: components of ``dy`` outside range(D)
+        would make the problem infeasible and have no derivative.
+        """
+        from .lasso import lasso_family_vjp
+
+        zero = torch.zeros(y.shape[0], dtype=y.dtype, device=y.device)
+        lasso_params = {"lam": zero, "weights": None, "l2": None}
+        return lasso_family_vjp(v, z, y, D, lasso_params, needs & {"y", "D"}, dense_limit)
+
     def lam_max_batched(self, y, D, params) -> torch.Tensor:
         raise ValueError("basis pursuit has no penalty weight, so lam_max is undefined for it.")

@@ -99,6 +99,61 @@ class BasisPursuitDenoising(Problem):
     def rescale(self, params: dict, d_scale, y_scale) -> dict:
         return dict(params, sigma=params["sigma"] / y_scale)
 
+    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
+        r"""Return the VJPs of the solution map through its KKT system on the support.
+
+        With the constraint active, the unknowns (z_S, mu) with mu the
+        multiplier solve ``F1 = D_S^T (D_S z_S - y) + mu s = 0`` and
+        ``F2 = (||D_S z_S - y||^2 - sigma^2) / 2 = 0``. The adjoint system
+        ``[[G, -mu s], [s^T, 0]] [u; nu] = [v_S; 0]``, G = D_S^T D_S, gives
+        ``u = a - (s^T a / s^T b) b`` and ``nu = -(s^T a) / (mu s^T b)`` with
+        ``a = G^{-1} v_S`` and ``b = G^{-1} s``. Then dL/dy = D_S u - nu r,
+        dL/dsigma = nu sigma and dL/dD_S = r u^T - (D_S u) z_S^T + nu r z_S^T,
+        with r = y - D z. A zero code (||y|| <= sigma) has zero gradients.
+        """
+        from ..support import gather_atoms, gather_columns, scatter_columns, support_of
+        from .lasso import solve_support_system
+
+        support = support_of(z != 0)
+        real = support.mask.to(z.dtype)
+        D_S = gather_columns(D, support)
+        z_S = gather_atoms(z, support)
+        v_S = gather_atoms(v, support)
+        signs = torch.sign(z_S)
+        rhs = torch.stack([v_S, signs], -1)
+        solution, singular = solve_support_system(D_S, rhs, support.mask, None, None, dense_limit)
+        a, b = solution[..., 0], solution[..., 1]
+
+        r = y - batched_matvec(D, z)
+        correlation = (D_S.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+        count = real.sum(-1)
+        nonzero = count > 0
+        one = torch.ones_like(count)
+        # On the support D_S^T r = mu s, so mu is the mean of s * D_S^T r.
+        mu = (signs * correlation * real).sum(-1) / torch.where(nonzero, count, one)
+        s_a = (signs * a).sum(-1)
+        s_b = (signs * b).sum(-1)
+        usable = nonzero & (s_b > 0) & (mu > 0)
+        s_b = torch.where(usable, s_b, one)
+        mu = torch.where(usable, mu, one)
+        u = torch.where(usable.unsqueeze(-1), a - (s_a / s_b).unsqueeze(-1) * b, 0.0)
+        nu = torch.where(usable, -s_a / (mu * s_b), 0.0)
+
+        grads = {}
+        Du = torch.bmm(D_S, u.unsqueeze(-1)).squeeze(-1)
+        if "y" in needs:
+            grads["y"] = Du - nu.unsqueeze(-1) * r
+        if "sigma" in needs:
+            grads["sigma"] = nu * params["sigma"]
+        if "D" in needs:
+            outer = (
+                r.unsqueeze(-1) * u.unsqueeze(1)
+                - Du.unsqueeze(-1) * z_S.unsqueeze(1)
+                + (nu.unsqueeze(-1) * r).unsqueeze(-1) * z_S.unsqueeze(1)
+            )
+            grads["D"] = scatter_columns(outer, support, shared=D.dim() == 2)
+        return grads, singular | (nonzero & ~usable)
+
     def lam_max_batched(self, y, D, params) -> torch.Tensor:
         raise ValueError(
             "basis pursuit denoising has no penalty weight, so lam_max is undefined for it."

@@ -13,6 +13,7 @@ from .lasso import (
     lasso_family_objective,
     lasso_family_rescale,
     lasso_family_residual,
+    lasso_family_vjp,
 )
 
 __all__ = ["ElasticNet"]
@@ -78,6 +79,9 @@ class ElasticNet(Problem):
 
     def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
         return lasso_family_formulation(m, k, self.nonneg, with_l2=True)
+
+    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
+        return lasso_family_vjp(v, z, y, D, params, needs, dense_limit)
 
     def cache_key(self) -> tuple:
         return (self.kind, self.nonneg)

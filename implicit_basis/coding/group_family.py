@@ -247,3 +247,77 @@ def group_family_values(y, D, params) -> list[torch.Tensor]:
     if params.get("l1_ratio") is not None:
         values.append(tau1)
     return values
+
+
+def group_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int):
+    r"""Return the vector-Jacobian products of the group-family solution map.
+
+    The active set S is every atom of a nonzero group for the group lasso, and
+    the nonzero atoms for the sparse group lasso (a zero atom inside an active
+    group sits strictly inside its l1 threshold). On S the stationarity
+    ``D_S^T (D_S z_S - y) + tau1 s_S + tau_g z_g / ||z_g|| = 0`` has the
+    Jacobian ``H = D_S^T D_S + blockdiag_g (tau_g / ||z_g||)(I - zhat_g zhat_g^T)``
+    with ``zhat_g = z_g / ||z_g||``. Zero groups are not in S, so no norm is
+    divided by zero. With ``u = H^{-1} v_S``: dL/dy = D_S u; dL/dD_S =
+    r u^T - (D_S u) z_S^T; dL/dlam = -u^T (a s + (1 - a) w zhat);
+    dL/da = -lam u^T (s - w zhat); dL/dw_g = -lam (1 - a) u_g^T zhat_g.
+
+    Shape:
+        v, z: (B, k); y: (B, m); D: (m, k) or (B, m, k).
+    """
+    from ..support import gather_atoms, gather_columns, scatter_columns, support_of
+    from .lasso import solve_support_system
+
+    index, n_groups = params["group_index"], params["n_groups"]
+    ratio = params.get("l1_ratio")
+    tau1, tau_g = group_thresholds(params)
+    norms = group_norms(z, index, n_groups)
+    if ratio is None:
+        active = norms[:, index] > 0
+    else:
+        active = z != 0
+    support = support_of(active)
+    mask = support.mask
+    real = mask.to(z.dtype)
+
+    D_S = gather_columns(D, support)
+    z_S = gather_atoms(z, support)
+    v_S = gather_atoms(v, support)
+    group_S = index[support.index]
+    norm_S = torch.gather(norms, 1, group_S)
+    safe_norm = torch.where(mask & (norm_S > 0), norm_S, torch.ones_like(norm_S))
+    zhat = z_S / safe_norm * real
+    finite_tau_g = torch.where(torch.isinf(tau_g), torch.zeros_like(tau_g), tau_g)
+    tau_S = torch.gather(finite_tau_g, 1, group_S) * real
+
+    same = (group_S.unsqueeze(-1) == group_S.unsqueeze(-2)) & mask.unsqueeze(-1) & mask.unsqueeze(-2)
+    eye = torch.eye(support.size, dtype=z.dtype, device=z.device)
+    projector = eye - zhat.unsqueeze(-1) * zhat.unsqueeze(-2)
+    curvature = same.to(z.dtype) * (tau_S / safe_norm).unsqueeze(-1) * projector
+    u, singular = solve_support_system(D_S, v_S, mask, None, curvature, dense_limit)
+
+    grads = {}
+    Du = torch.bmm(D_S, u.unsqueeze(-1)).squeeze(-1)
+    if "y" in needs:
+        grads["y"] = Du
+    if "D" in needs:
+        r = y - batched_matvec(D, z)
+        outer = r.unsqueeze(-1) * u.unsqueeze(1) - Du.unsqueeze(-1) * z_S.unsqueeze(1)
+        grads["D"] = scatter_columns(outer, support, shared=D.dim() == 2)
+
+    weights = params["weights"]
+    finite_weights = torch.where(torch.isinf(weights), torch.zeros_like(weights), weights)
+    w_S = torch.gather(finite_weights, 1, group_S) * real
+    signs = torch.sign(z_S)
+    a = torch.zeros_like(tau1) if ratio is None else ratio
+    lam = params["lam"]
+    if "lam" in needs:
+        direction = a.unsqueeze(-1) * signs + (1 - a).unsqueeze(-1) * w_S * zhat
+        grads["lam"] = -(u * direction).sum(-1)
+    if "l1_ratio" in needs and ratio is not None:
+        grads["l1_ratio"] = -(lam.unsqueeze(-1) * u * (signs - w_S * zhat)).sum(-1)
+    if "weights" in needs:
+        per_atom = -(lam * (1 - a)).unsqueeze(-1) * u * zhat * real
+        out = per_atom.new_zeros(per_atom.shape[0], n_groups)
+        grads["weights"] = out.scatter_add(1, group_S, per_atom)
+    return grads, singular

@@ -12,6 +12,7 @@ from .group_family import (
     group_family_lam_max,
     group_family_objective,
     group_family_residual,
+    group_family_vjp,
 )
 from .groups import Groups
 
@@ -83,6 +84,9 @@ class GroupLasso(Problem):
 
     def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
         return group_family_formulation(m, k, self.groups.members, with_l1=False)
+
+    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
+        return group_family_vjp(v, z, y, D, params, needs, dense_limit)
 
     def cache_key(self) -> tuple:
         return (self.kind, self.groups.key())

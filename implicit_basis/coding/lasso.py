@@ -82,6 +82,9 @@ class Lasso(Problem):
     def lam_max_batched(self, y, D, params) -> torch.Tensor:
         return lasso_family_lam_max(y, D, params)
 
+    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
+        return lasso_family_vjp(v, z, y, D, params, needs, dense_limit)
+
     def extra_repr(self) -> str:
         text = super().extra_repr()
         if self._value("weights") is not None:
@@ -294,3 +297,100 @@ def lam_max(y: torch.Tensor, D: torch.Tensor, problem: Problem | None = None) ->
         problem = Lasso(0.0)
     batch = prepare_inputs(y, D, problem)
     return batch.unbatch_scalar(problem.lam_max_batched(batch.y, batch.D, batch.params))
+
+
+def lasso_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int) -> tuple[dict, torch.Tensor]:
+    r"""Return the vector-Jacobian products of the lasso-family solution map.
+
+    On the support S with signs s the solution satisfies
+    ``(D_S^T D_S + l2 I) z_S = D_S^T y - tau_S s_S`` (``l2 = 0`` for the
+    lasso; for basis pursuit ``tau = 0`` and the residual is zero). With
+    ``u`` solving that system against ``v_S``:
+
+    - dL/dy = D_S u
+    - dL/dD_S = r u^T - (D_S u) z_S^T, with r = y - D z (0 off the support)
+    - dL/dlam = -u^T (w_S s_S), dL/dw_S = -lam u * s_S, dL/dl2 = -u^T z_S
+
+    Atoms off the support get zero: ties at the threshold count as inactive.
+    A singular system (duplicate atoms, |S| > m) gets the minimum-norm ``u``.
+
+    Shape:
+        v, z: (B, k); y: (B, m); D: (m, k) or (B, m, k).
+
+    Returns:
+        (grads, singular): grads maps names in ``needs`` to tensors shaped
+        like the resolved parameters; singular is bool (B,).
+    """
+    from ..support import gather_atoms, gather_columns, scatter_atoms, scatter_columns, support_of
+
+    support = support_of(z != 0)
+    D_S = gather_columns(D, support)
+    z_S = gather_atoms(z, support)
+    v_S = gather_atoms(v, support)
+    l2 = params.get("l2")
+    l2_column = None if l2 is None else l2.view(-1, 1)
+    u, singular = solve_support_system(D_S, v_S, support.mask, l2_column, None, dense_limit)
+
+    grads = {}
+    Du = torch.bmm(D_S, u.unsqueeze(-1)).squeeze(-1)
+    if "y" in needs:
+        grads["y"] = Du
+    if "D" in needs:
+        r = y - batched_matvec(D, z)
+        outer = r.unsqueeze(-1) * u.unsqueeze(1) - Du.unsqueeze(-1) * z_S.unsqueeze(1)
+        grads["D"] = scatter_columns(outer, support, shared=D.dim() == 2)
+    signs = torch.sign(z_S)
+    weights = params.get("weights")
+    if "lam" in needs:
+        w_S = signs if weights is None else gather_atoms(weights, support) * signs
+        grads["lam"] = -(u * w_S).sum(-1)
+    if "weights" in needs and weights is not None:
+        grads["weights"] = scatter_atoms(-params["lam"].unsqueeze(-1) * u * signs, support)
+    if "l2" in needs and l2 is not None:
+        grads["l2"] = -(u * z_S).sum(-1)
+    return grads, singular
+
+
+def solve_support_system(D_S, rhs, mask, ridge, curvature, dense_limit: int):
+    """Solve ``(D_S^T D_S + ridge I + curvature) u = rhs`` on padded supports.
+
+    Dense Cholesky up to ``dense_limit`` support atoms, matrix-free conjugate
+    gradients beyond (the system is then never formed).
+
+    Shape:
+        D_S: (B, m, s); rhs: (B, s) or (B, s, r); mask: (B, s); ridge: (B, 1)
+        or None; curvature: a (B, s, s) tensor or None.
+
+    Returns:
+        (u, singular) with u like rhs and singular bool (B,).
+    """
+    from ..support import conjugate_gradient, solve_symmetric
+
+    s = D_S.shape[-1]
+    if s <= dense_limit:
+        G = D_S.transpose(1, 2) @ D_S
+        if ridge is not None:
+            G = G + ridge.unsqueeze(-1) * torch.eye(s, dtype=G.dtype, device=G.device)
+        if curvature is not None:
+            G = G + curvature
+        return solve_symmetric(G, rhs, mask)
+
+    real = mask.to(D_S.dtype)
+
+    def matvec(p):
+        value = (D_S.transpose(1, 2) @ (D_S @ p.unsqueeze(-1))).squeeze(-1)
+        if ridge is not None:
+            value = value + ridge * p
+        if curvature is not None:
+            value = value + (curvature @ p.unsqueeze(-1)).squeeze(-1)
+        return value * real + p * (1 - real)
+
+    columns = rhs.unsqueeze(-1) if rhs.dim() == 2 else rhs
+    solutions, converged = [], torch.ones(rhs.shape[0], dtype=torch.bool, device=rhs.device)
+    tol = 1e3 * torch.finfo(D_S.dtype).eps
+    for j in range(columns.shape[-1]):
+        x, ok = conjugate_gradient(matvec, columns[..., j] * real, tol=tol, max_iter=4 * s)
+        solutions.append(x * real)
+        converged = converged & ok
+    u = torch.stack(solutions, -1)
+    return (u.squeeze(-1) if rhs.dim() == 2 else u), ~converged

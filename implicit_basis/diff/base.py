@@ -72,6 +72,6 @@ def _auto_backend(problem: Problem) -> str:
     preferred = getattr(problem, "preferred_backend", None)
     if preferred in _REGISTRY:
         return preferred
-    if "implicit" in _REGISTRY:
+    if "implicit" in _REGISTRY and callable(getattr(problem, "implicit_vjp", None)):
         return "implicit"
     return "cvxpylayers"
