@@ -6,7 +6,7 @@ The public API: problems (``Lasso``, ``ElasticNet``, ``GroupLasso``,
 ``implicit_basis.frames``.
 """
 
-from . import diff
+from . import diff, frames
 from .coding import (
     BasisPursuit,
     BasisPursuitDenoising,
@@ -39,6 +39,7 @@ __all__ = [
     "SparseCoding",
     "SparseGroupLasso",
     "diff",
+    "frames",
     "lam_max",
     "sparse_code",
 ]
