@@ -148,13 +148,7 @@ class Problem(nn.Module):
                 f"{name} must have shape ({n_label},) or (B, {n_label}); got a scalar. "
                 f"For a uniform weight, scale lam instead."
             )
-        bad = torch.isnan(value) | (value < 0)
-        if bool(bad.any()):
-            index = tuple(int(i) for i in bad.nonzero()[0].tolist())
-            raise ValueError(
-                f"{name} must be >= 0 (0 = unpenalised, +inf = forced to zero); "
-                f"got {name}{list(index)} = {value[index].item()}."
-            )
+        _check_weight_values(value, name)
         self._store(name, value)
 
     # ------------------------------------------------------------------
@@ -232,13 +226,7 @@ class Problem(nn.Module):
                 f"{name} has batch size {value.shape[0]} but the signals have batch size {B}; "
                 f"give {name} shape ({n},) or ({B}, {n})."
             )
-        bad = torch.isnan(value) | (value < 0)
-        if bool(bad.any()):
-            index = tuple(int(i) for i in bad.nonzero()[0].tolist())
-            raise ValueError(
-                f"{name} must be >= 0 (0 = unpenalised, +inf = forced to zero); "
-                f"got {name}{list(index)} = {value[index].item()}."
-            )
+        _check_weight_values(value, name)
         return value.to(dtype).expand(B, n)
 
     # ------------------------------------------------------------------
@@ -315,7 +303,23 @@ def _check_param_tensor(value: torch.Tensor, name: str, max_dim: int) -> None:
         )
 
 
+def _check_weight_values(value: torch.Tensor, name: str) -> None:
+    # A tensor on the meta device has no values to check; the device check
+    # at solve time rejects it before any value is read.
+    if value.device.type == "meta":
+        return
+    bad = torch.isnan(value) | (value < 0)
+    if bool(bad.any()):
+        index = tuple(int(i) for i in bad.nonzero()[0].tolist())
+        raise ValueError(
+            f"{name} must be >= 0 (0 = unpenalised, +inf = forced to zero); "
+            f"got {name}{list(index)} = {value[index].item()}."
+        )
+
+
 def _check_scalar_values(spec: ScalarSpec, value) -> None:
+    if isinstance(value, torch.Tensor) and value.device.type == "meta":
+        return  # no values to check; see _check_weight_values
     if isinstance(value, float):
         bad = spec.violates(torch.tensor(value, dtype=torch.float64))
         if bool(bad):

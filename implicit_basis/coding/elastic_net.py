@@ -80,6 +80,14 @@ class ElasticNet(Problem):
     def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
         return lasso_family_formulation(m, k, self.nonneg, with_l2=True)
 
+    def prox(self, v, step, params) -> torch.Tensor:
+        """Return the proximal step ``prox_{step * penalty}(v)``; step is (B, 1)."""
+        from .lasso import atom_thresholds
+        from .prox import prox_elastic_net
+
+        ridge = step * params["l2"].unsqueeze(-1)
+        return prox_elastic_net(v, step * atom_thresholds(params), ridge, self.nonneg)
+
     def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
         return lasso_family_vjp(v, z, y, D, params, needs, dense_limit)
 
@@ -88,3 +96,11 @@ class ElasticNet(Problem):
 
     def rescale(self, params: dict, d_scale, y_scale) -> dict:
         return lasso_family_rescale(params, d_scale, y_scale)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if self._value("weights") is not None:
+            text += ", weights=..."
+        if self.nonneg:
+            text += ", nonneg=True"
+        return text

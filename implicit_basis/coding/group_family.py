@@ -45,8 +45,12 @@ def group_thresholds(params: dict) -> tuple[torch.Tensor, torch.Tensor]:
     else:
         tau1 = lam * ratio
         group_lam = lam * (1 - ratio)
-    tau_g = group_lam.unsqueeze(-1) * weights
-    tau_g = torch.where(torch.isinf(weights), torch.full_like(tau_g, torch.inf), tau_g)
+    # Finite stand-ins for infinite weights keep NaN out of the backward in lam
+    # (inf * 0 where torch.where discards the product).
+    forced = torch.isinf(weights)
+    finite = torch.where(forced, torch.zeros_like(weights), weights)
+    tau_g = group_lam.unsqueeze(-1) * finite
+    tau_g = torch.where(forced, torch.full_like(tau_g, torch.inf), tau_g)
     return tau1, tau_g
 
 
@@ -128,7 +132,9 @@ def group_family_gap(z, y, D, params) -> torch.Tensor:
     dual = 0.5 * (y * y).sum(-1) - 0.5 * (shifted * shifted).sum(-1)
     gap = (primal - dual).clamp(min=0)
     scale = torch.maximum(0.5 * (y * y).sum(-1), primal)
-    return torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(r.dtype).tiny), gap)
+    relative = torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(r.dtype).tiny), gap)
+    # A forced-zero group that is nonzero makes the objective +inf, and the gap too.
+    return torch.where(torch.isinf(primal), torch.full_like(relative, torch.inf), relative)
 
 
 def group_family_residual(z, y, D, params) -> torch.Tensor:

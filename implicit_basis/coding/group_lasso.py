@@ -85,6 +85,14 @@ class GroupLasso(Problem):
     def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
         return group_family_formulation(m, k, self.groups.members, with_l1=False)
 
+    def prox(self, v, step, params) -> torch.Tensor:
+        """Return the proximal step ``prox_{step * penalty}(v)``; step is (B, 1)."""
+        from .group_family import group_thresholds
+        from .prox import prox_group_l2
+
+        _, tau_g = group_thresholds(params)
+        return prox_group_l2(v, step * tau_g, params["group_index"], params["n_groups"])
+
     def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
         return group_family_vjp(v, z, y, D, params, needs, dense_limit)
 

@@ -85,6 +85,12 @@ class Lasso(Problem):
     def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
         return lasso_family_vjp(v, z, y, D, params, needs, dense_limit)
 
+    def prox(self, v, step, params) -> torch.Tensor:
+        """Return the proximal step ``prox_{step * penalty}(v)``; step is (B, 1)."""
+        from .prox import prox_l1
+
+        return prox_l1(v, step * atom_thresholds(params), self.nonneg)
+
     def extra_repr(self) -> str:
         text = super().extra_repr()
         if self._value("weights") is not None:
@@ -109,7 +115,12 @@ def atom_thresholds(params: dict) -> torch.Tensor:
     if weights is None:
         return lam
     # 0 * inf would be NaN: a zero lam with an infinite weight still forces zero.
-    return torch.where(torch.isinf(weights), torch.full_like(weights, torch.inf), lam * weights)
+    # The product uses finite stand-ins for the infinite weights, because the
+    # backward of lam * inf is inf * 0 = NaN in lam even where torch.where
+    # discards the product.
+    forced = torch.isinf(weights)
+    finite = torch.where(forced, torch.zeros_like(weights), weights)
+    return torch.where(forced, torch.full_like(weights, torch.inf), lam * finite)
 
 
 def weighted_l1(z: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
@@ -152,7 +163,8 @@ def lasso_family_gap(z, y, D, params) -> torch.Tensor:
     The dual point is the residual ``r = y - D z``, with the unpenalised atoms'
     span projected out, scaled to be feasible. For the elastic net the dual is
     that of the lasso on ``[D; sqrt(l2) I]`` and ``[y; 0]``. The gap is divided
-    by ``max(P(0), P(z))`` so that it is scale-invariant; 0 when both are 0.
+    by ``max(P(0), P(z))`` so that it is scale-invariant; 0 when both are 0,
+    +inf when ``z`` is infeasible.
     """
     tau = atom_thresholds(params)
     l2 = params.get("l2")
@@ -180,16 +192,19 @@ def lasso_family_gap(z, y, D, params) -> torch.Tensor:
         dual = dual - 0.5 * alpha**2 * l2 * (z * z).sum(-1)
     gap = (primal - dual).clamp(min=0)
     scale = torch.maximum(0.5 * (y * y).sum(-1), primal)
-    return torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(r.dtype).tiny), gap)
+    relative = torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(r.dtype).tiny), gap)
+    # An infeasible code (a forced-zero atom that is nonzero, a negative entry
+    # of a non-negative code) has an infinite objective: its gap is +inf, not inf/inf.
+    return torch.where(torch.isinf(primal), torch.full_like(relative, torch.inf), relative)
 
 
 def lasso_family_residual(z, y, D, params) -> torch.Tensor:
     r"""Return the KKT stationarity violation per sample, relative to ``||D^T y||_inf``.
 
     For atom j with gradient ``g_j = d_j^T (y - D z)`` (minus ``l2 z_j``): on the
-    support ``|g_j - tau_j sign(z_j)|``, off it ``max(0, |g_j| - tau_j)``; a
-    forced-zero atom that is not zero, or a negative entry of a non-negative
-    code, counts as +inf.
+    support ``|g_j - tau_j sign(z_j)|``, off it ``max(0, |g_j| - tau_j)`` (0 for
+    a forced-zero atom); a forced-zero atom that is not zero, or a negative
+    entry of a non-negative code, counts as +inf.
     """
     tau = atom_thresholds(params).expand_as(z)
     l2 = params.get("l2")
@@ -202,6 +217,8 @@ def lasso_family_residual(z, y, D, params) -> torch.Tensor:
         off_support = (g - finite_tau).clamp(min=0)
     else:
         off_support = (g.abs() - finite_tau).clamp(min=0)
+    # A forced-zero atom (tau = inf) at zero satisfies its condition whatever g is.
+    off_support = torch.where(torch.isinf(tau), torch.zeros_like(off_support), off_support)
     violation = torch.where(z != 0, on_support, off_support)
     infinite = torch.isinf(tau) & (z != 0)
     if params.get("nonneg"):

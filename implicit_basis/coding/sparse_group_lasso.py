@@ -85,6 +85,15 @@ class SparseGroupLasso(Problem):
     def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
         return group_family_formulation(m, k, self.groups.members, with_l1=True)
 
+    def prox(self, v, step, params) -> torch.Tensor:
+        """Return the proximal step ``prox_{step * penalty}(v)``; step is (B, 1)."""
+        from .group_family import group_thresholds
+        from .prox import prox_sparse_group
+
+        tau1, tau_g = group_thresholds(params)
+        index, n_groups = params["group_index"], params["n_groups"]
+        return prox_sparse_group(v, step * tau1.unsqueeze(-1), step * tau_g, index, n_groups)
+
     def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
         return group_family_vjp(v, z, y, D, params, needs, dense_limit)
 
