@@ -44,11 +44,56 @@ def distance_to_range(y: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
 
 
 def support_dual(z: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
-    """Return the min-norm nu with D_S^T nu = sign(z_S) on the support S, (B, m)."""
+    """Return a dual certificate nu with D_S^T nu = sign(z_S) on the support S, (B, m).
+
+    The min-norm solution is tried first. When it violates ``|d_j^T nu| <= 1``
+    off the support, which can happen with |S| < m although a valid
+    certificate exists, the free part of nu (in the null space of D_S^T) is
+    chosen by a linear program minimising ``max_j |d_j^T nu|`` off the support
+    (scipy's HiGHS, on the CPU in float64).
+    """
     support = (z != 0).to(z.dtype)
     D_batched = D if D.dim() == 3 else D.expand(z.shape[0], -1, -1)
     D_support = D_batched * support.unsqueeze(1)
-    return (torch.linalg.pinv(D_support.transpose(1, 2)) @ torch.sign(z).unsqueeze(-1)).squeeze(-1)
+    nu = (torch.linalg.pinv(D_support.transpose(1, 2)) @ torch.sign(z).unsqueeze(-1)).squeeze(-1)
+    correlation = batched_rmatvec(D, nu).abs().amax(-1) if z.shape[-1] else nu.new_zeros(z.shape[0])
+    violating = (correlation > 1 + 1e-9).nonzero().flatten().tolist()
+    for b in violating:
+        refined = _certificate_by_lp(D_batched[b], z[b], nu[b])
+        if refined is not None:
+            nu[b] = refined
+    return nu
+
+
+def _certificate_by_lp(D: torch.Tensor, z: torch.Tensor, nu0: torch.Tensor):
+    """Return nu0 + N w minimising the largest off-support |d_j^T nu|, or None on failure."""
+    import numpy as np
+    from scipy.linalg import null_space
+    from scipy.optimize import linprog
+
+    D64 = D.detach().cpu().double().numpy()
+    support = (z != 0).cpu().numpy()
+    N = null_space(D64[:, support].T) if support.any() else np.eye(D64.shape[0])
+    off = D64[:, ~support].T
+    if N.shape[1] == 0 or off.shape[0] == 0:
+        return None
+    base = off @ nu0.detach().cpu().double().numpy()
+    A = off @ N
+    n_free = N.shape[1]
+    # Variables (w, t): minimise t subject to -t <= base + A w <= t.
+    cost = np.zeros(n_free + 1)
+    cost[-1] = 1.0
+    ones = np.ones((A.shape[0], 1))
+    bounds_matrix = np.vstack([np.hstack([A, -ones]), np.hstack([-A, -ones])])
+    bounds_vector = np.concatenate([-base, base])
+    result = linprog(
+        cost, A_ub=bounds_matrix, b_ub=bounds_vector,
+        bounds=[(None, None)] * (n_free + 1), method="highs",
+    )
+    if not result.success:
+        return None
+    nu = nu0.detach().cpu().double().numpy() + N @ result.x[:-1]
+    return torch.as_tensor(nu, dtype=nu0.dtype, device=nu0.device)
 
 
 class BasisPursuit(Problem):
