@@ -545,10 +545,3 @@ def test_c25_lam_max_and_objective():
     assert objective == pytest.approx(9.902719, abs=PRINTED)
     assert objective / 50 == pytest.approx(0.1980544, abs=1e-7)
 
-
-# ---------------------------------------------------------------------------
-# The README's first example
-
-
-def test_readme_first_example():
-    pytest.skip("README.md does not exist yet; this test runs its first example once it does")
