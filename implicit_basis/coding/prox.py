@@ -89,8 +89,10 @@ def prox_sparse_group(
         = \operatorname{prox}_{\text{group}, \tau_g}\big(
           \operatorname{prox}_{\ell_1, \tau_1}(v)\big)
 
-    The composition is exact because the l1 and group-l2 penalties share
-    their groups (Friedman, Hastie and Tibshirani, "A note on the group
-    lasso and a sparse group lasso", 2010). ``tau1`` is (B, 1).
+    The composition is exact. With ``w = soft(v, tau1)`` and ``z_g = alpha w_g``,
+    ``alpha = max(0, 1 - tau_g / ||w_g||)``, the scaling keeps the signs and
+    zeros of ``w``, so ``v - w`` is an l1 subgradient at ``z`` and ``(1 -
+    alpha) w_g`` a group subgradient: together they give ``v - z``.
+    ``tau1`` is (B, 1).
     """
     return prox_group_l2(prox_l1(v, tau1), tau_g, index, n_groups)

@@ -1,0 +1,75 @@
+"""Float32 inputs: iterated in float32, polished in float64, returned in float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import implicit_basis as ib
+from tests.solvers.helpers import random_problem, reference, run
+
+M, K, B = 20, 50, 4
+GROUPS = [5] * 10
+
+KINDS = {
+    "lasso": (lambda: ib.Lasso(0.2), {"lam": 0.2}),
+    "nonneg": (lambda: ib.Lasso(0.1, nonneg=True), {"lam": 0.1, "nonneg": True}),
+    "elastic_net": (lambda: ib.ElasticNet(0.2, 0.1), {"lam": 0.2, "l2": 0.1}),
+    "group_lasso": (lambda: ib.GroupLasso(0.3, GROUPS), {"lam": 0.3, "groups": GROUPS}),
+    "sparse_group_lasso": (
+        lambda: ib.SparseGroupLasso(0.3, GROUPS, 0.5),
+        {"lam": 0.3, "groups": GROUPS, "l1_ratio": 0.5},
+    ),
+    "basis_pursuit": (lambda: ib.BasisPursuit(), {}),
+    "basis_pursuit_denoising": (lambda: ib.BasisPursuitDenoising(0.1), {"sigma": 0.1}),
+}
+
+
+def float32_problem(seed):
+    Y, D = random_problem(M, K, B, seed=seed)
+    return torch.tensor(Y, dtype=torch.float32), torch.tensor(D, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_float32_matches_float64_reference(name):
+    make, params = KINDS[name]
+    y, D = float32_problem(40)
+    z, info = run(make(), y, D)
+    assert z.dtype == torch.float32
+    assert info.gap.dtype == torch.float32
+    kind = make().kind
+    expected = reference(kind, y.double().numpy(), D.double().numpy(), **params)
+    expected = torch.tensor(expected, dtype=torch.float32)
+    torch.testing.assert_close(z, expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(z == 0, expected == 0)
+    assert bool(info.converged.all())
+
+
+EXACT_IN_FLOAT32 = {
+    "lasso": lambda: ib.Lasso(0.25),
+    "group_lasso": lambda: ib.GroupLasso(0.375, GROUPS, weights=[2.0] * 10),
+    "basis_pursuit_denoising": lambda: ib.BasisPursuitDenoising(0.125),
+}
+
+
+@pytest.mark.parametrize("name", list(EXACT_IN_FLOAT32))
+def test_float32_equals_rounded_float64_solve(name):
+    # The polish solves the float32 data in float64, so the float32 code is
+    # the float64 code of the same data, rounded. The parameters are exact
+    # in float32, so both solves see the same problem.
+    make = EXACT_IN_FLOAT32[name]
+    y, D = float32_problem(41)
+    z32, _ = run(make(), y, D)
+    z64, _ = run(make(), y.double(), D.double())
+    torch.testing.assert_close(z32, z64.float(), rtol=2e-7, atol=1e-12)
+
+
+def test_float32_survives_extreme_scale():
+    y, D = float32_problem(42)
+    c = np.float32(2.0**40)
+    z, info = run(ib.Lasso(0.2 * float(c) ** 2), y * c, D * c)
+    z_plain, _ = run(ib.Lasso(0.2), y, D)
+    assert not bool(torch.isnan(z).any())
+    torch.testing.assert_close(z, z_plain, rtol=1e-6, atol=1e-7)
+    assert bool(info.converged.all())
