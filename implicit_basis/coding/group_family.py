@@ -13,6 +13,7 @@ import torch
 from .base import batched_matvec, batched_rmatvec
 from .formulation import CvxpyFormulation
 from .groups import group_norms
+from .lasso import refit_unpenalised
 
 __all__ = [
     "group_family_formulation",
@@ -72,15 +73,6 @@ def _unpenalised_atoms(params) -> torch.Tensor:
     return free_groups[:, params["group_index"]]
 
 
-def _project_out(r, D, free) -> torch.Tensor:
-    if not bool(free.any()):
-        return r
-    D_batched = D if D.dim() == 3 else D.expand(r.shape[0], -1, -1)
-    D_free = D_batched * free.unsqueeze(1).to(D.dtype)
-    coefficients = torch.linalg.pinv(D_free) @ r.unsqueeze(-1)
-    return r - (D_free @ coefficients).squeeze(-1)
-
-
 def _shrunk_group_norms(v, tau1, params) -> torch.Tensor:
     """Return ||soft(v_g, tau1)||_2 per group, (B, g)."""
     shrunk = soft_threshold(v, tau1.unsqueeze(-1))
@@ -125,7 +117,7 @@ def _dual_scaling(v, params) -> torch.Tensor:
 def group_family_gap(z, y, D, params) -> torch.Tensor:
     """Return the relative duality gap per sample (see ``lasso_family_gap``)."""
     r = y - batched_matvec(D, z)
-    r = _project_out(r, D, _unpenalised_atoms(params))
+    r, _ = refit_unpenalised(r, D, (~_unpenalised_atoms(params)).to(r.dtype))
     alpha = _dual_scaling(batched_rmatvec(D, r), params)
     primal = group_family_objective(z, y, D, params)
     shifted = y - alpha.unsqueeze(-1) * r
@@ -185,7 +177,7 @@ def group_family_lam_max(y, D, params) -> torch.Tensor:
     a = torch.zeros_like(y[:, 0]) if ratio is None else ratio
     weights = params["weights"]
     unit = dict(params, lam=torch.ones_like(a))
-    r = _project_out(y, D, _unpenalised_atoms(unit))
+    r, _ = refit_unpenalised(y, D, (~_unpenalised_atoms(unit)).to(y.dtype))
     v = batched_rmatvec(D, r)
     penalised = torch.isfinite(weights) & ((weights > 0) | (a.unsqueeze(-1) > 0))
     if bool((a == 0).all()):

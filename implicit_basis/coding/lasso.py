@@ -142,19 +142,34 @@ def lasso_family_objective(z, y, D, params) -> torch.Tensor:
     return value
 
 
-def _project_out_unpenalised(r, D, tau):
-    """Project residuals onto the orthogonal complement of the unpenalised atoms' span.
+def refit_unpenalised(r, D, tau, z=None, l2=None):
+    """Refit the unpenalised atoms so that the dual point is orthogonal to them.
 
-    The dual of the lasso requires d_j^T theta = 0 for atoms with tau_j = 0,
-    which a plain rescaling of the residual does not give away from the optimum.
+    The dual of the lasso requires ``d_j^T theta = 0`` for atoms with
+    ``tau_j = 0``, which a plain rescaling of the residual does not give away
+    from the optimum. In the augmented form of the elastic net (``[D; sqrt(l2)
+    I]``, ``[y; 0]``) the dual point is ``(r, -sqrt(l2) z)``, so the refit
+    ``c = (D_F^T D_F + l2 I)^+ (D_F^T r - l2 z_F)`` on the free atoms F moves
+    both: ``r - D_F c`` and ``z + c``. Returns ``(r, z)`` after the refit (``z``
+    is None when it was).
     """
+    from ..support import gather_atoms, gather_columns, scatter_atoms, solve_symmetric, support_of
+
     free = (tau == 0).expand(r.shape[0], -1)
     if not bool(free.any()):
-        return r
-    D_batched = D if D.dim() == 3 else D.expand(r.shape[0], -1, -1)
-    D_free = D_batched * free.unsqueeze(1).to(D.dtype)
-    coefficients = torch.linalg.pinv(D_free) @ r.unsqueeze(-1)
-    return r - (D_free @ coefficients).squeeze(-1)
+        return r, z
+    support = support_of(free)
+    D_F = gather_columns(D, support)
+    rhs = (D_F.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+    G = D_F.transpose(1, 2) @ D_F
+    if l2 is not None and z is not None:
+        rhs = rhs - l2.unsqueeze(-1) * gather_atoms(z, support)
+        G = G + l2.view(-1, 1, 1) * torch.eye(support.size, dtype=G.dtype, device=G.device)
+    coefficients, _ = solve_symmetric(G, rhs, support.mask)
+    r = r - (D_F @ coefficients.unsqueeze(-1)).squeeze(-1)
+    if z is not None:
+        z = z + scatter_atoms(coefficients, support)
+    return r, z
 
 
 def lasso_family_gap(z, y, D, params) -> torch.Tensor:
@@ -169,10 +184,10 @@ def lasso_family_gap(z, y, D, params) -> torch.Tensor:
     tau = atom_thresholds(params)
     l2 = params.get("l2")
     r = y - batched_matvec(D, z)
-    r = _project_out_unpenalised(r, D, tau)
+    r, z_dual = refit_unpenalised(r, D, tau, z, l2)
     correlation = batched_rmatvec(D, r)
     if l2 is not None:
-        correlation = correlation - l2.unsqueeze(-1) * z
+        correlation = correlation - l2.unsqueeze(-1) * z_dual
     if params.get("nonneg"):
         correlation = correlation.clamp(min=0)
     else:
@@ -189,7 +204,7 @@ def lasso_family_gap(z, y, D, params) -> torch.Tensor:
     shifted = y - alpha.unsqueeze(-1) * r
     dual = 0.5 * (y * y).sum(-1) - 0.5 * (shifted * shifted).sum(-1)
     if l2 is not None:
-        dual = dual - 0.5 * alpha**2 * l2 * (z * z).sum(-1)
+        dual = dual - 0.5 * alpha**2 * l2 * (z_dual * z_dual).sum(-1)
     gap = (primal - dual).clamp(min=0)
     scale = torch.maximum(0.5 * (y * y).sum(-1), primal)
     relative = torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(r.dtype).tiny), gap)
@@ -285,7 +300,7 @@ def lasso_family_lam_max(y, D, params) -> torch.Tensor:
     weights = params.get("weights")
     B, k = y.shape[0], D.shape[-1]
     w = torch.ones(B, k, dtype=y.dtype, device=y.device) if weights is None else weights
-    r = _project_out_unpenalised(y, D, w)
+    r, _ = refit_unpenalised(y, D, w)
     correlation = batched_rmatvec(D, r)
     correlation = correlation.clamp(min=0) if params.get("nonneg") else correlation.abs()
     penalised = (w > 0) & torch.isfinite(w)
