@@ -6,13 +6,18 @@ the expected value, the received value and the fix.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 __all__ = [
     "HALF_DTYPES",
     "check_finite",
     "check_float_tensor",
+    "check_max_iter",
     "check_same_device",
+    "check_tol",
     "compute_dtype",
 ]
 
@@ -40,7 +45,15 @@ def check_float_tensor(x, name: str) -> torch.Tensor:
 
 
 def check_finite(x: torch.Tensor, name: str, batched: bool) -> None:
-    """Raise ``ValueError`` if ``x`` holds NaN or inf, naming the first bad sample."""
+    """Raise ``ValueError`` if ``x`` holds NaN or inf, naming the first bad sample.
+
+    A tensor on the meta device has no data to solve with, so it raises too.
+    """
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{name} is on the meta device, which has shapes but no data to solve with; "
+            f"create {name} on a real device (cpu or cuda)."
+        )
     finite = torch.isfinite(x)
     if bool(finite.all()):
         return
@@ -71,3 +84,41 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     if dtype in HALF_DTYPES:
         return torch.float32
     return dtype
+
+
+def check_tol(tol) -> float | None:
+    """Return ``tol`` as a float, or None; raise unless it is a positive finite number.
+
+    Each backend gives ``tol`` its own meaning and may narrow the range further.
+    """
+    if tol is None:
+        return None
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        raise TypeError(
+            f"tol must be a float or None; got {type(tol).__name__} {tol!r}. "
+            "Pass a number such as 1e-8, or None for the backend's default."
+        )
+    if not (math.isfinite(tol) and tol > 0):
+        raise ValueError(
+            f"tol must be a positive finite float; got {tol!r}. Leave it None for the "
+            "backend's default."
+        )
+    return float(tol)
+
+
+def check_max_iter(max_iter) -> int | None:
+    """Return ``max_iter`` as an int, or None; raise unless it is a positive integer."""
+    if max_iter is None:
+        return None
+    if not isinstance(max_iter, numbers.Real):
+        raise TypeError(
+            f"max_iter must be an int or None; got {type(max_iter).__name__} {max_iter!r}. "
+            "Pass a positive integer such as 1000, or None for the backend's default."
+        )
+    integral = not isinstance(max_iter, bool) and math.isfinite(max_iter) and int(max_iter) == max_iter
+    if not integral or max_iter < 1:
+        raise ValueError(
+            f"max_iter must be a positive integer; got {max_iter!r}. Leave it None for the "
+            "backend's default."
+        )
+    return int(max_iter)

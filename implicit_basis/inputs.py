@@ -136,13 +136,23 @@ def _common_batch_size(y, D, problem: Problem) -> tuple[int, bool]:
     return distinct.pop(), True
 
 
-def prepare_codes(z, batch: Batch) -> torch.Tensor:
-    """Check codes ``z`` of shape (k,) or (B, k) against a batch; return (B, k)."""
-    z = check_float_tensor(z, "z")
-    if z.dim() not in (1, 2) or z.shape[-1] != batch.k:
-        raise ValueError(f"z must have shape ({batch.k},) or (B, {batch.k}); got {tuple(z.shape)}.")
-    if z.dim() == 2 and z.shape[0] != batch.B:
-        raise ValueError(f"z has batch size {z.shape[0]} but the signals have {batch.B}.")
-    check_same_device({"y": batch.y, "z": z})
-    check_finite(z, "z", batched=z.dim() == 2)
-    return z.to(batch.y.dtype).expand(batch.B, batch.k)
+def prepare_codes(z, batch: Batch, name: str = "z") -> torch.Tensor:
+    """Check codes of shape (k,) or (B, k) against a batch; return (B, k).
+
+    ``name`` is the argument the messages name (``"init"`` for a warm start).
+    """
+    z = check_float_tensor(z, name)
+    k, B = batch.k, batch.B
+    if z.dim() not in (1, 2) or z.shape[-1] != k:
+        raise ValueError(
+            f"{name} must have shape ({k},) or (B, {k}); got {tuple(z.shape)}. Give one "
+            f"entry per atom of D."
+        )
+    if z.dim() == 2 and z.shape[0] != B:
+        raise ValueError(
+            f"{name} has batch size {z.shape[0]} but the signals have {B}; pass {name} of "
+            f"shape ({k},) or ({B}, {k})."
+        )
+    check_same_device({"y": batch.y, name: z})
+    check_finite(z, name, batched=z.dim() == 2)
+    return z.to(batch.y.dtype).expand(B, k)

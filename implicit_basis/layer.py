@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._checks import check_max_iter, check_tol
 from .coding.base import Problem
 from .diff.base import get_backend
 from .frames.base import Frame
@@ -40,16 +41,28 @@ def sparse_code(
             None keeps the backend's default.
         max_iter: iteration limit of the backend; None keeps its default.
         return_info: also return a ``SolveInfo`` with per-sample outcomes.
-        init: optional warm start (k,) or (B, k); it may change the time
-            taken, never the answer.
+        init: optional warm start (k,) or (B, k). With the implicit and
+            cvxpylayers backends it may change the time taken, never the
+            solution. The unrolled backend returns a fixed number of steps, so
+            there ``init`` is the first iterate and does change the result.
         **options: backend-specific settings (see each backend).
 
     Returns:
         ``z``, or ``(z, info)`` when ``return_info`` is True. ``z`` has the
         dtype and device of ``y``.
 
+    At a non-differentiable point (an atom exactly at its threshold, a zero
+    group at its threshold, ``lam`` exactly ``lam_max``) the gradient is the
+    one of the identified support, with the tied atoms treated as inactive:
+    at such an atom the derivative is 0, and at ``lam = lam_max`` the
+    derivative in ``lam`` is the right derivative, 0. The implicit backend
+    flags these samples in ``info.degenerate``.
+
     Raises:
-        TypeError, ValueError: invalid inputs, before anything is solved.
+        TypeError, ValueError: invalid inputs (shapes, dtypes, NaN or inf,
+            penalties out of their domain, tensors on different devices,
+            ``tol``, ``max_iter`` or ``init`` out of range), before anything
+            is solved.
         InfeasibleProblemError: basis pursuit (denoising) without a feasible
             point on some samples; the error names them and carries the
             others' results.
@@ -61,10 +74,12 @@ def sparse_code(
     """
     batch = prepare_inputs(y, D, problem)
     solver = get_backend(backend, problem)
+    tol = check_tol(tol)
+    max_iter = check_max_iter(max_iter)
     if init is not None:
         from .inputs import prepare_codes
 
-        init = prepare_codes(init, batch).detach()
+        init = prepare_codes(init, batch, name="init").detach()
 
     if batch.B == 0:
         z = _empty_codes(batch)
@@ -216,7 +231,8 @@ class SparseCoding(nn.Module):
 
         Raises:
             ValueError: ``t`` missing for a normalising frame, ``mask``
-                without ``t``, or shapes that do not match.
+                without ``t``, shapes that do not match, or ``z`` on
+                another device than the frame.
             TypeError: ``z`` or ``t_new`` in another dtype than the frame.
 
         Shape:
@@ -235,6 +251,12 @@ class SparseCoding(nn.Module):
                 f"{tuple(z.shape)}."
             )
         self._check_dtype(z, "z")
+        device = self.frame.device
+        if z.device != device:
+            raise ValueError(
+                f"z is on {z.device} but the layer is on {device}; move z with "
+                f"z.to({str(device)!r}) or the layer with layer.to({str(z.device)!r})."
+            )
         for name, value in (("t_new", t_new), ("t", t)):
             if isinstance(value, torch.Tensor) and value.is_floating_point():
                 self._check_dtype(value, name)

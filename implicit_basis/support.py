@@ -61,9 +61,13 @@ def support_of(active: torch.Tensor) -> Support:
 
 
 def gather_atoms(x: torch.Tensor, support: Support) -> torch.Tensor:
-    """Return the entries of x (B, k) on the support, (B, s), zero on padding."""
+    """Return the entries of x (B, k) on the support, (B, s), zero on padding.
+
+    Padding gathers atom 0, whose entry may be infinite (a forced-zero
+    weight), so it is replaced rather than multiplied by zero: inf * 0 is NaN.
+    """
     values = torch.gather(x, 1, support.index)
-    return values * support.mask.to(values.dtype)
+    return torch.where(support.mask, values, torch.zeros_like(values))
 
 
 def scatter_atoms(values: torch.Tensor, support: Support) -> torch.Tensor:

@@ -194,7 +194,7 @@ def test_nan_init(no_solve):
     y, D = data()
     init = torch.zeros(10, dtype=torch.float64)
     init[0] = math.nan
-    with pytest.raises(ValueError, match=r"z contains non-finite values"):
+    with pytest.raises(ValueError, match=r"init contains non-finite values"):
         ib.sparse_code(y, D, ib.Lasso(0.5), backend=BACKEND, init=init)
 
 

@@ -73,7 +73,8 @@ class Problem(nn.Module):
     any ``SparseCoding`` layer holding it); a plain tensor that does not
     require grad is registered as a buffer (it follows ``.to()`` and
     ``state_dict``); a tensor that requires grad but is not a parameter is
-    kept as it is, so that its graph reaches the caller's leaves.
+    kept as it is, so that its graph reaches the caller's leaves. A deep copy
+    of the problem shares that tensor instead of copying it.
 
     Subclasses set ``kind`` and ``scalar_specs`` and implement the batched
     oracles ``objective_batched``, ``duality_gap_batched`` and
@@ -271,6 +272,12 @@ class Problem(nn.Module):
     def __deepcopy__(self, memo):
         clone = type(self).__new__(type(self))
         memo[id(self)] = clone
+        # A plain tensor that requires grad is the caller's, with the caller's
+        # autograd graph: the copy shares it. torch cannot deep-copy a
+        # non-leaf tensor, and a copied leaf would cut the gradient's path.
+        for value in self.__dict__.get("_plain", {}).values():
+            if isinstance(value, torch.Tensor) and value.requires_grad:
+                memo[id(value)] = value
         for key, value in self.__dict__.items():
             if key == "_cache":
                 clone.__dict__[key] = {}

@@ -112,6 +112,12 @@ class BasisPursuit(Problem):
     relaxed problem use ``BasisPursuitDenoising`` (explicit ``sigma``) or a
     small-``lam`` ``Lasso``.
 
+    Only the component of the gradient in ``y`` that lies in range(D) is
+    defined, because moving ``y`` off range(D) makes the problem infeasible.
+    The implicit backend returns that component (the minimum-norm gradient).
+    The cvxpylayers backend may add an arbitrary component in null(D^T), so
+    project its gradient onto range(D) before using or comparing it.
+
     Shape:
         y: (m,) or (B, m); D: (m, k) or (B, m, k); z: (k,) or (B, k).
     """

@@ -34,6 +34,15 @@ class Lasso(Problem):
             removed before the solve, and its code and gradients are exactly 0).
         nonneg: constrain the code to be non-negative.
 
+    Edge cases: for ``lam >= lam_max(y, D, problem)`` the code is exactly
+    zero on the penalised atoms, and so are its gradients. At ``lam = lam_max`` exactly, the derivative in ``lam``
+    is one-sided, and the returned gradient is the right derivative, 0 (the
+    atom at the threshold counts as inactive; the implicit backend flags the
+    sample in ``info.degenerate``). With ``lam = 0`` and more atoms than the
+    rank of ``D``, the least-squares solutions form an affine set; the
+    implicit backend returns the minimum-norm one and flags it in
+    ``info.degenerate``, while cvxpylayers returns the conic solver's point.
+
     Shape:
         y: (m,) or (B, m); D: (m, k) or (B, m, k); z: (k,) or (B, k).
     """
@@ -124,10 +133,14 @@ def atom_thresholds(params: dict) -> torch.Tensor:
 
 
 def weighted_l1(z: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-    """Return sum_j tau_j |z_j| per sample, with 0 * inf = 0."""
-    terms = tau * z.abs()
-    terms = torch.where(z == 0, torch.zeros_like(terms), terms)
-    return terms.sum(-1)
+    """Return sum_j tau_j |z_j| per sample, with 0 * inf = 0.
+
+    Infinite thresholds enter through finite stand-ins, so that the
+    gradient in ``z`` at a forced-zero atom is 0 rather than inf * 0 = NaN.
+    """
+    finite = torch.isfinite(tau)
+    terms = torch.where(finite, tau, torch.zeros_like(tau)) * z.abs()
+    return torch.where(~finite & (z != 0), torch.full_like(terms, torch.inf), terms).sum(-1)
 
 
 def lasso_family_objective(z, y, D, params) -> torch.Tensor:
@@ -142,7 +155,7 @@ def lasso_family_objective(z, y, D, params) -> torch.Tensor:
     return value
 
 
-def refit_unpenalised(r, D, tau, z=None, l2=None):
+def refit_unpenalised(r, D, tau, z=None, l2=None, subset=None):
     """Refit the unpenalised atoms so that the dual point is orthogonal to them.
 
     The dual of the lasso requires ``d_j^T theta = 0`` for atoms with
@@ -151,11 +164,14 @@ def refit_unpenalised(r, D, tau, z=None, l2=None):
     I]``, ``[y; 0]``) the dual point is ``(r, -sqrt(l2) z)``, so the refit
     ``c = (D_F^T D_F + l2 I)^+ (D_F^T r - l2 z_F)`` on the free atoms F moves
     both: ``r - D_F c`` and ``z + c``. Returns ``(r, z)`` after the refit (``z``
-    is None when it was).
+    is None when it was). ``subset`` (B, k) bool, if given, restricts F to
+    those atoms.
     """
     from ..support import gather_atoms, gather_columns, scatter_atoms, solve_symmetric, support_of
 
     free = (tau == 0).expand(r.shape[0], -1)
+    if subset is not None:
+        free = free & subset
     if not bool(free.any()):
         return r, z
     support = support_of(free)
@@ -184,7 +200,10 @@ def lasso_family_gap(z, y, D, params) -> torch.Tensor:
     tau = atom_thresholds(params)
     l2 = params.get("l2")
     r = y - batched_matvec(D, z)
-    r, z_dual = refit_unpenalised(r, D, tau, z, l2)
+    if params.get("nonneg"):
+        r, z_dual = _refit_unpenalised_nonneg(r, D, tau, z, l2)
+    else:
+        r, z_dual = refit_unpenalised(r, D, tau, z, l2)
     correlation = batched_rmatvec(D, r)
     if l2 is not None:
         correlation = correlation - l2.unsqueeze(-1) * z_dual
@@ -211,6 +230,29 @@ def lasso_family_gap(z, y, D, params) -> torch.Tensor:
     # An infeasible code (a forced-zero atom that is nonzero, a negative entry
     # of a non-negative code) has an infinite objective: its gap is +inf, not inf/inf.
     return torch.where(torch.isinf(primal), torch.full_like(relative, torch.inf), relative)
+
+
+def _refit_unpenalised_nonneg(r, D, tau, z, l2):
+    """Return ``refit_unpenalised`` for a non-negative code, refitting only where needed.
+
+    With ``z >= 0`` the dual constraint of an unpenalised atom is one-sided
+    (``d_j^T theta - l2 z_j <= 0``), and at the optimum an unpenalised atom
+    at zero may have a strictly negative correlation. Refitting that atom
+    too would leave a large gap at an exact solution. So only the
+    unpenalised atoms with ``z_j > 0`` are refitted. Where another
+    unpenalised atom then has a positive correlation, the sample is refitted
+    on all of them.
+    """
+    r_some, z_some = refit_unpenalised(r, D, tau, z, l2, subset=z > 0)
+    correlation = batched_rmatvec(D, r_some)
+    if l2 is not None:
+        correlation = correlation - l2.unsqueeze(-1) * z_some
+    left_out = (tau == 0).expand_as(z) & ~(z > 0)
+    violated = (left_out & (correlation > 0)).any(-1, keepdim=True)
+    if not bool(violated.any()):
+        return r_some, z_some
+    r_all, z_all = refit_unpenalised(r, D, tau, z, l2)
+    return torch.where(violated, r_all, r_some), torch.where(violated, z_all, z_some)
 
 
 def lasso_family_residual(z, y, D, params) -> torch.Tensor:
@@ -296,11 +338,21 @@ def lasso_family_rescale(params: dict, d_scale, y_scale) -> dict:
 
 
 def lasso_family_lam_max(y, D, params) -> torch.Tensor:
-    """Return max_j |d_j^T r| / w_j per sample, r = y minus its fit on unpenalised atoms."""
+    """Return max_j |d_j^T r| / w_j per sample, r = y minus its fit on unpenalised atoms.
+
+    The fit is the problem restricted to the unpenalised atoms: least squares
+    with the elastic net's ridge, and with non-negative coefficients for a
+    non-negative code.
+    """
     weights = params.get("weights")
     B, k = y.shape[0], D.shape[-1]
     w = torch.ones(B, k, dtype=y.dtype, device=y.device) if weights is None else weights
-    r, _ = refit_unpenalised(y, D, w)
+    l2 = params.get("l2")
+    z = None if l2 is None else torch.zeros(B, k, dtype=y.dtype, device=y.device)
+    subset = None
+    if params.get("nonneg") and bool((w == 0).any()):
+        subset = _nonneg_fit_support(y, D, w, l2)
+    r, _ = refit_unpenalised(y, D, w, z, l2, subset=subset)
     correlation = batched_rmatvec(D, r)
     correlation = correlation.clamp(min=0) if params.get("nonneg") else correlation.abs()
     penalised = (w > 0) & torch.isfinite(w)
@@ -308,6 +360,31 @@ def lasso_family_lam_max(y, D, params) -> torch.Tensor:
         penalised, correlation / torch.where(penalised, w, torch.ones_like(w)), torch.zeros_like(w)
     )
     return ratios.amax(-1) if k else ratios.sum(-1)
+
+
+def _nonneg_fit_support(y, D, w, l2) -> torch.Tensor:
+    """Return the unpenalised atoms with a positive coefficient in the non-negative fit, (B, k).
+
+    The fit is solved without autograd by the library's own solver, with every
+    penalised atom forced to zero. The caller refits on these atoms by least
+    squares, which reproduces the fit and keeps it differentiable.
+    """
+    from types import SimpleNamespace
+
+    from ..solvers import solve
+
+    forced = torch.where(w == 0, torch.zeros_like(w), torch.full_like(w, torch.inf))
+    params = {
+        "lam": torch.ones(y.shape[0], dtype=y.dtype, device=y.device),
+        "weights": forced,
+        "l2": None if l2 is None else l2.detach(),
+        "nonneg": True,
+    }
+    # The solver reads only the kind from the problem; the parameters above
+    # define the fit.
+    kind = SimpleNamespace(kind="lasso" if l2 is None else "elastic_net")
+    z, _ = solve(kind, y.detach(), D.detach(), params)
+    return z > 0
 
 
 def lam_max(y: torch.Tensor, D: torch.Tensor, problem: Problem | None = None) -> torch.Tensor:
@@ -318,7 +395,13 @@ def lam_max(y: torch.Tensor, D: torch.Tensor, problem: Problem | None = None) ->
     atoms (one-sided for ``nonneg``), ``max_g ||D_g^T y||_2 / w_g`` for the
     group lasso, and the analogous dual-norm value for the sparse group lasso
     and the elastic net (which shares the lasso's). Unpenalised atoms are
-    first fitted by least squares, and ``y`` is replaced by its residual.
+    first fitted (by least squares, with the elastic net's ridge and, for a
+    non-negative code, non-negative coefficients), and ``y`` is replaced by
+    its residual.
+
+    The result is differentiable in ``y`` and ``D``. At ``y = 0`` its
+    gradient is 0 (torch's derivative of ``|x|`` at 0), so a relative weight
+    ``lam = c * lam_max(y, D)`` gives a zero code with zero gradients there.
 
     Shape:
         y: (m,) or (B, m); D: (m, k) or (B, m, k); result () or (B,).
@@ -368,7 +451,8 @@ def lasso_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int) -> 
     if "y" in needs:
         grads["y"] = Du
     if "D" in needs:
-        r = y - batched_matvec(D, z)
+        # z is zero off the support, so D z = D_S z_S, at O(m |S|) cost.
+        r = y - torch.bmm(D_S, z_S.unsqueeze(-1)).squeeze(-1)
         outer = r.unsqueeze(-1) * u.unsqueeze(1) - Du.unsqueeze(-1) * z_S.unsqueeze(1)
         grads["D"] = scatter_columns(outer, support, shared=D.dim() == 2)
     signs = torch.sign(z_S)

@@ -33,9 +33,12 @@ def prox_l1(v: torch.Tensor, tau: torch.Tensor, nonneg: bool = False) -> torch.T
     """
     if nonneg:
         return torch.relu(v - tau)
-    # v - clip(v, -tau, tau) is the soft threshold in two passes, with exact
-    # zeros where |v| <= tau; an infinite tau clips nothing and gives v - v = 0.
-    return v - torch.clamp(v, min=-tau, max=tau)
+    # Exact zeros where |v| <= tau, and an infinite tau gives 0. Under autograd
+    # the derivative is 0 at |v| = tau (ties count as inactive) and -sign(v)
+    # in tau elsewhere on the support, also at tau = 0. The form
+    # v - clamp(v, -tau, tau) has the same values but, at tau = 0, passes a
+    # zero derivative in tau to negative entries.
+    return torch.sign(v) * torch.relu(v.abs() - tau)
 
 
 def prox_elastic_net(
@@ -67,9 +70,14 @@ def prox_group_l2(
     A group with ``||v_g|| <= tau_g`` (or ``tau_g = +inf``) is set to zero.
     """
     norms = group_norms(v, index, n_groups)
-    positive = norms > 0
-    safe = torch.where(positive, norms, torch.ones_like(norms))
-    factor = torch.where(positive, torch.relu(1 - tau_g / safe), torch.zeros_like(norms))
+    # A zero group and a forced group (tau_g = +inf) get factor 0. The ratio
+    # uses finite stand-ins there, because under autograd the derivative of
+    # tau_g / ||v_g|| with tau_g = inf is inf * 0 = NaN even where
+    # torch.where discards it.
+    keep = (norms > 0) & torch.isfinite(tau_g)
+    safe = torch.where(keep, norms, torch.ones_like(norms))
+    finite_tau = torch.where(keep, tau_g, torch.zeros_like(tau_g))
+    factor = torch.where(keep, torch.relu(1 - finite_tau / safe), torch.zeros_like(norms))
     return v * factor[:, index]
 
 

@@ -242,7 +242,7 @@ def _raise_failures(problem, batch, z, info, infeasible, distances, failures) ->
         for b in infeasible:
             text = f"sample {b} (distance of y to range(D) {distances[b]:.6g}"
             if sigma is not None:
-                text += f" > sigma = {float(sigma[b]):.6g}"
+                text += f" > sigma = {float(sigma[b].detach()):.6g}"
             parts.append(text + ")")
         others = ""
         if failures:

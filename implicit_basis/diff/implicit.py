@@ -9,6 +9,8 @@ iterations, and autograd stores nothing of the iterations.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -55,6 +57,11 @@ class ImplicitBackend(Backend):
             raise TypeError(
                 f"unknown options for the implicit backend: {', '.join(sorted(options))}; "
                 "it accepts dense_limit."
+            )
+        if isinstance(dense_limit, bool) or not isinstance(dense_limit, numbers.Integral) or dense_limit < 0:
+            raise ValueError(
+                f"dense_limit must be a non-negative int, the support size up to which the "
+                f"backward uses a dense Cholesky factor; got {dense_limit!r}."
             )
         detached = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in batch.params.items()}
         with torch.no_grad():

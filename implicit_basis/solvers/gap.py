@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from .operator import DictionaryOperator
-from .penalties import project_free
+from .penalties import project_free, project_free_nonneg
 
 __all__ = ["relative_gap"]
 
@@ -39,8 +39,12 @@ def relative_gap(penalty, y, op: DictionaryOperator, z, Dz, w, Dw, corr_w) -> to
     primal = 0.5 * (r_z * r_z).sum(-1) + penalty.value(z)
     r_w = y - Dw
     if penalty.has_free():
-        # The dual requires a zero correlation on unpenalised atoms: refit them.
-        r_w, w = project_free(r_w, w, op, penalty)
+        # The dual bounds the correlation of unpenalised atoms by 0 (one-sided
+        # for a non-negative code), so refit them.
+        if penalty.nonneg:
+            r_w, w = project_free_nonneg(r_w, w, op, penalty)
+        else:
+            r_w, w = project_free(r_w, w, op, penalty)
         corr_w = op.rmatvec(r_w)
     alpha = penalty.dual_scaling(penalty.dual_correlation(corr_w, w))
     shifted = y - alpha.unsqueeze(-1) * r_w

@@ -25,7 +25,7 @@ from ..coding.prox import prox_elastic_net, prox_l1, prox_sparse_group
 from .linalg import gather_support, pack_support, pad_diagonal, scatter_support, solve_psd
 from .operator import DictionaryOperator
 
-__all__ = ["GroupPenalty", "L1Penalty", "penalty_for", "project_free"]
+__all__ = ["GroupPenalty", "L1Penalty", "penalty_for", "project_free", "project_free_nonneg"]
 
 # Newton steps for the dual scaling of the sparse group lasso. From the
 # starting upper bound the iteration converges quadratically, so 12 steps
@@ -403,19 +403,22 @@ class GroupPenalty:
         return support & ~self.forced(z.shape[-1]), torch.sign(u)
 
 
-def project_free(r: torch.Tensor, w: torch.Tensor, op: DictionaryOperator, penalty):
+def project_free(r: torch.Tensor, w: torch.Tensor, op: DictionaryOperator, penalty, subset=None):
     """Return the residual and point with the unpenalised atoms refitted: ``(r - D_F c, w + c)``.
 
     ``c`` solves ``(D_F^T D_F + l2 I) c = D_F^T r - l2 w_F`` (minimum norm),
     so that the dual correlation ``D^T r' - l2 w'`` vanishes on the free
     atoms F, as the dual constraints of unpenalised atoms require. Without a
     ridge this is the orthogonal projection of ``r`` off the span of ``D_F``.
+    ``subset`` (B, k) bool, if given, restricts F to those atoms.
 
     Shape:
         r: (B, m); w: (B, k).
     """
     k = op.k
     free = penalty.free(k).expand(r.shape[0], k)
+    if subset is not None:
+        free = free & subset
     if not bool(free.any()):
         return r, w
     index, valid = pack_support(free)
@@ -430,3 +433,30 @@ def project_free(r: torch.Tensor, w: torch.Tensor, op: DictionaryOperator, penal
     if penalty.l2 is not None:
         w = w + scatter_support(c, index, k)
     return r, w
+
+
+def project_free_nonneg(r: torch.Tensor, w: torch.Tensor, op: DictionaryOperator, penalty):
+    """Return ``project_free`` for a non-negative code, refitting only where needed.
+
+    With ``z >= 0`` the dual constraint of an unpenalised atom is one-sided,
+    ``d_j^T theta - l2 w_j <= 0``, and at the optimum an unpenalised atom at
+    zero may have a strictly negative correlation. Refitting it as well
+    would move the dual point away from the optimal one, leaving a large gap
+    at an exact solution. So only the unpenalised atoms with ``w_j > 0`` are
+    refitted. Samples where another unpenalised atom then has a positive
+    correlation are refitted on every unpenalised atom, which is feasible.
+
+    Shape:
+        r: (B, m); w: (B, k).
+    """
+    k = op.k
+    r_some, w_some = project_free(r, w, op, penalty, subset=w > 0)
+    correlation = penalty.dual_correlation(op.rmatvec(r_some), w_some)
+    left_out = penalty.free(k).expand(r.shape[0], k) & ~(w > 0)
+    violated = (left_out & (correlation > 0)).any(-1)
+    if not bool(violated.any()):
+        return r_some, w_some
+    r_all, w_all = project_free(r, w, op, penalty)
+    r_some = torch.where(violated.unsqueeze(-1), r_all, r_some)
+    w_some = torch.where(violated.unsqueeze(-1), w_all, w_some)
+    return r_some, w_some
