@@ -62,15 +62,20 @@ class UnrolledBackend(Backend):
         step = (1.0 / lipschitz.clamp(min=torch.finfo(y.dtype).tiny)).unsqueeze(-1)
 
         z = y.new_zeros(batch.B, batch.k) if init is None else init.to(y.dtype)
-        previous, momentum = z, 1.0
+        # FISTA as in Beck and Teboulle (2009): t_1 = 1, the first step is
+        # taken at the start point, and x_k + ((t_k - 1) / t_{k+1}) (x_k - x_{k-1})
+        # is the next point. ISTA takes every step at the last iterate.
+        point, momentum = z, 1.0
         for _ in range(steps):
-            point = z
+            gradient = batched_rmatvec(D, batched_matvec(D, point) - y)
+            z_next = problem.prox(point - step * gradient, step, params)
             if algorithm == "fista":
                 next_momentum = (1 + (1 + 4 * momentum**2) ** 0.5) / 2
-                point = z + ((momentum - 1) / next_momentum) * (z - previous)
+                point = z_next + ((momentum - 1) / next_momentum) * (z_next - z)
                 momentum = next_momentum
-            gradient = batched_rmatvec(D, batched_matvec(D, point) - y)
-            previous, z = z, problem.prox(point - step * gradient, step, params)
+            else:
+                point = z_next
+            z = z_next
 
         with torch.no_grad():
             detached = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in params.items()}

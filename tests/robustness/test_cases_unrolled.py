@@ -219,3 +219,19 @@ def test_c18_infinite_weight_no_nan():
     for grad in grads:
         assert bool(torch.isfinite(grad).all())
     assert bool((grads[1][:, 2:5] == 0).all())
+
+
+def test_fista_backend_matches_beck_teboulle():
+    from implicit_basis.unrolled.classic import fista, ista
+
+    generator = torch.Generator().manual_seed(0)
+    D = torch.randn(20, 40, dtype=torch.float64, generator=generator)
+    D = D / D.norm(dim=0)
+    y = torch.randn(3, 20, dtype=torch.float64, generator=generator)
+    for steps in (1, 2, 5, 30):
+        backend_fista = ib.sparse_code(y, D, ib.Lasso(0.3), backend="unrolled", max_iter=steps)
+        backend_ista = ib.sparse_code(
+            y, D, ib.Lasso(0.3), backend="unrolled", max_iter=steps, algorithm="ista"
+        )
+        torch.testing.assert_close(backend_fista, fista(y, D, 0.3, steps), rtol=0, atol=1e-13)
+        torch.testing.assert_close(backend_ista, ista(y, D, 0.3, steps), rtol=0, atol=1e-13)
