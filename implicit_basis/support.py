@@ -110,53 +110,26 @@ def scatter_columns(values: torch.Tensor, support: Support, shared: bool) -> tor
 def solve_symmetric(G: torch.Tensor, rhs: torch.Tensor, mask: torch.Tensor):
     """Solve the padded symmetric positive semi-definite systems ``G x = rhs``.
 
-    Padded rows and columns are replaced by the identity first. Systems that
-    are singular to working precision (duplicate atoms, more atoms than
-    samples) get the minimum-norm least-squares solution from an
-    eigendecomposition instead of a Cholesky factor.
+    Padded rows and columns are decoupled first (their entries may hold
+    anything, since padding gathers atom 0). The solve is
+    ``solvers.linalg.solve_psd``: Cholesky with iterative refinement, or the
+    minimum-norm least-squares solution where the system is singular to
+    working precision (duplicate atoms, more atoms than samples).
 
     Shape:
         G: (B, s, s); rhs: (B, s) or (B, s, r); mask: (B, s).
 
     Returns:
-        (x, singular): x like rhs; singular bool (B,).
+        (x, singular): x like rhs, zero on padding; singular bool (B,).
     """
-    vector = rhs.dim() == 2
-    if vector:
-        rhs = rhs.unsqueeze(-1)
-    B, s, _ = G.shape
-    if s == 0:
-        empty = torch.zeros(B, dtype=torch.bool, device=G.device)
-        return (rhs.squeeze(-1) if vector else rhs), empty
+    from .solvers.linalg import pad_diagonal, solve_psd
 
+    pair = mask.unsqueeze(-1) & mask.unsqueeze(-2)
+    G = pad_diagonal(torch.where(pair, G, torch.zeros((), dtype=G.dtype, device=G.device)), mask)
     real = mask.to(G.dtype)
-    pair = real.unsqueeze(-1) * real.unsqueeze(-2)
-    eye = torch.eye(s, dtype=G.dtype, device=G.device)
-    G = G * pair + eye * (1 - real).unsqueeze(-1)
-    rhs = rhs * real.unsqueeze(-1)
-
-    L, info = torch.linalg.cholesky_ex(G)
-    diagonal = torch.diagonal(L, dim1=-2, dim2=-1).abs()
-    # Cholesky succeeds on some numerically singular matrices: also reject a
-    # pivot ratio whose square (a condition-number bound) exceeds 1 / (s eps).
-    ratio = diagonal.amin(-1) / diagonal.amax(-1).clamp(min=torch.finfo(G.dtype).tiny)
-    singular = (info != 0) | ~torch.isfinite(ratio) | (ratio**2 < s * torch.finfo(G.dtype).eps)
-    x = torch.cholesky_solve(rhs, torch.where(singular.view(-1, 1, 1), eye.expand_as(L), L))
-
-    if bool(singular.any()):
-        rows = singular.nonzero().flatten()
-        x = x.index_copy(0, rows, _pseudo_solve(G[rows], rhs[rows]))
-    x = x * real.unsqueeze(-1)
-    return (x.squeeze(-1) if vector else x), singular
-
-
-def _pseudo_solve(G: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """Return the minimum-norm least-squares solution of symmetric ``G x = rhs``."""
-    values, vectors = torch.linalg.eigh(G)
-    cutoff = G.shape[-1] * torch.finfo(G.dtype).eps * values.abs().amax(-1, keepdim=True)
-    inverse = torch.where(values.abs() > cutoff, 1 / values, torch.zeros_like(values))
-    coefficients = vectors.transpose(-1, -2) @ rhs
-    return vectors @ (inverse.unsqueeze(-1) * coefficients)
+    rhs = rhs * (real if rhs.dim() == 2 else real.unsqueeze(-1))
+    x, singular = solve_psd(G, rhs)
+    return x * (real if rhs.dim() == 2 else real.unsqueeze(-1)), singular
 
 
 def conjugate_gradient(
@@ -197,3 +170,79 @@ def conjugate_gradient(
         p = r + beta.unsqueeze(-1) * p
         rho = torch.where(active, rho_next, rho)
     return x, rho <= target
+
+
+# Route choices of ``SupportDictionary`` for a shared dictionary. An
+# elementwise pass over (B, m, s) gathered columns costs about as much as
+# GATHER_COST flops of a matrix product on the same machine, so the columns
+# are gathered only when GATHER_COST * s < k. The full Gram D^T D is formed
+# only up to GRAM_ATOMS atoms (128 MiB in float64).
+GATHER_COST = 16
+GRAM_ATOMS = 4096
+
+
+def prefers_full_gram(B: int, s: int, k: int) -> bool:
+    """Return whether reading B support Grams of size s from D^T D beats forming each one.
+
+    Forming them costs O(B s^2 m); the full Gram costs O(k^2 m) once.
+    """
+    return k <= GRAM_ATOMS and B * s * s > k * k
+
+
+class SupportDictionary:
+    """The columns of ``D`` on per-sample supports, with the products a backward needs.
+
+    A per-sample dictionary, or a shared one with small supports, is gathered
+    into padded (B, m, s) columns. A shared dictionary with large supports is
+    never gathered: products go through the full (m, k) matrix on codes
+    scattered to (B, k), and the support Grams are read from ``D^T D``.
+
+    Shape:
+        D: (m, k) or (B, m, k); support of B samples and s padded entries.
+    """
+
+    def __init__(self, D: torch.Tensor, support: Support) -> None:
+        self.D = D
+        self.support = support
+        self.shared = D.dim() == 2
+        B, s, k = support.index.shape[0], support.size, support.k
+        self.gathered = not self.shared or GATHER_COST * s < k
+        self.columns = gather_columns(D, support) if self.gathered else None
+        self._use_full_gram = self.shared and not self.gathered and prefers_full_gram(B, s, k)
+
+    def apply(self, u: torch.Tensor) -> torch.Tensor:
+        """Return ``D_S u`` per sample: u (B, s) -> (B, m)."""
+        if self.columns is not None:
+            return torch.bmm(self.columns, u.unsqueeze(-1)).squeeze(-1)
+        return scatter_atoms(u, self.support) @ self.D.T
+
+    def apply_transpose(self, r: torch.Tensor) -> torch.Tensor:
+        """Return ``D_S^T r`` per sample: r (B, m) -> (B, s), zero on padding."""
+        if self.columns is not None:
+            return torch.bmm(r.unsqueeze(1), self.columns).squeeze(1)
+        return gather_atoms(r @ self.D, self.support)
+
+    def gram(self) -> torch.Tensor:
+        """Return ``D_S^T D_S`` per sample, (B, s, s); padded entries are arbitrary."""
+        if self.columns is not None:
+            return self.columns.transpose(1, 2) @ self.columns
+        index = self.support.index
+        if self._use_full_gram:
+            full = self.D.T @ self.D
+            return full[index.unsqueeze(-1), index.unsqueeze(-2)]
+        columns = gather_columns(self.D, self.support)
+        return columns.transpose(1, 2) @ columns
+
+    def outer(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Return the gradient w.r.t. D of ``sum_b left_b^T D_S right_b``.
+
+        That is ``left_b right_b^T`` placed on each sample's support columns,
+        summed over the batch for a shared D.
+
+        Shape:
+            left: (B, m); right: (B, s); result (m, k) shared or (B, m, k).
+        """
+        if self.shared and self.columns is None:
+            return left.T @ scatter_atoms(right, self.support)
+        values = left.unsqueeze(-1) * right.unsqueeze(1)
+        return scatter_columns(values, self.support, shared=self.shared)

@@ -139,22 +139,22 @@ class BasisPursuitDenoising(Problem):
         dL/dsigma = nu sigma and dL/dD_S = r u^T - (D_S u) z_S^T + nu r z_S^T,
         with r = y - D z. A zero code (||y|| <= sigma) has zero gradients.
         """
-        from ..support import gather_atoms, gather_columns, scatter_columns, support_of
+        from ..support import SupportDictionary, gather_atoms, support_of
         from .lasso import solve_support_system
 
         support = support_of(z != 0)
         real = support.mask.to(z.dtype)
-        D_S = gather_columns(D, support)
+        columns = SupportDictionary(D, support)
         z_S = gather_atoms(z, support)
         v_S = gather_atoms(v, support)
         signs = torch.sign(z_S)
         rhs = torch.stack([v_S, signs], -1)
-        solution, singular = solve_support_system(D_S, rhs, support.mask, None, None, dense_limit)
+        solution, singular = solve_support_system(columns, rhs, support.mask, None, None, dense_limit)
         a, b = solution[..., 0], solution[..., 1]
 
-        # z is zero off the support, so D z = D_S z_S, at O(m |S|) cost.
-        r = y - torch.bmm(D_S, z_S.unsqueeze(-1)).squeeze(-1)
-        correlation = (D_S.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+        # z is zero off the support, so D z = D_S z_S.
+        r = y - columns.apply(z_S)
+        correlation = columns.apply_transpose(r)
         count = real.sum(-1)
         nonzero = count > 0
         one = torch.ones_like(count)
@@ -169,18 +169,13 @@ class BasisPursuitDenoising(Problem):
         nu = torch.where(usable, -s_a / (mu * s_b), 0.0)
 
         grads = {}
-        Du = torch.bmm(D_S, u.unsqueeze(-1)).squeeze(-1)
+        Du = columns.apply(u)
         if "y" in needs:
             grads["y"] = Du - nu.unsqueeze(-1) * r
         if "sigma" in needs:
             grads["sigma"] = nu * params["sigma"]
         if "D" in needs:
-            outer = (
-                r.unsqueeze(-1) * u.unsqueeze(1)
-                - Du.unsqueeze(-1) * z_S.unsqueeze(1)
-                + (nu.unsqueeze(-1) * r).unsqueeze(-1) * z_S.unsqueeze(1)
-            )
-            grads["D"] = scatter_columns(outer, support, shared=D.dim() == 2)
+            grads["D"] = columns.outer(r, u) + columns.outer(nu.unsqueeze(-1) * r - Du, z_S)
         return grads, singular | (nonzero & ~usable)
 
     def lam_max_batched(self, y, D, params) -> torch.Tensor:

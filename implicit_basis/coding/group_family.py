@@ -263,7 +263,7 @@ def group_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int):
     Shape:
         v, z: (B, k); y: (B, m); D: (m, k) or (B, m, k).
     """
-    from ..support import gather_atoms, gather_columns, scatter_columns, support_of
+    from ..support import SupportDictionary, gather_atoms, support_of
     from .lasso import solve_support_system
 
     index, n_groups = params["group_index"], params["n_groups"]
@@ -278,7 +278,7 @@ def group_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int):
     mask = support.mask
     real = mask.to(z.dtype)
 
-    D_S = gather_columns(D, support)
+    columns = SupportDictionary(D, support)
     z_S = gather_atoms(z, support)
     v_S = gather_atoms(v, support)
     group_S = index[support.index]
@@ -292,17 +292,16 @@ def group_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int):
     eye = torch.eye(support.size, dtype=z.dtype, device=z.device)
     projector = eye - zhat.unsqueeze(-1) * zhat.unsqueeze(-2)
     curvature = same.to(z.dtype) * (tau_S / safe_norm).unsqueeze(-1) * projector
-    u, singular = solve_support_system(D_S, v_S, mask, None, curvature, dense_limit)
+    u, singular = solve_support_system(columns, v_S, mask, None, curvature, dense_limit)
 
     grads = {}
-    Du = torch.bmm(D_S, u.unsqueeze(-1)).squeeze(-1)
+    Du = columns.apply(u)
     if "y" in needs:
         grads["y"] = Du
     if "D" in needs:
-        # z is zero off the support, so D z = D_S z_S, at O(m |S|) cost.
-        r = y - torch.bmm(D_S, z_S.unsqueeze(-1)).squeeze(-1)
-        outer = r.unsqueeze(-1) * u.unsqueeze(1) - Du.unsqueeze(-1) * z_S.unsqueeze(1)
-        grads["D"] = scatter_columns(outer, support, shared=D.dim() == 2)
+        # z is zero off the support, so D z = D_S z_S.
+        r = y - columns.apply(z_S)
+        grads["D"] = columns.outer(r, u) - columns.outer(Du, z_S)
 
     weights = params["weights"]
     finite_weights = torch.where(torch.isinf(weights), torch.zeros_like(weights), weights)

@@ -436,25 +436,24 @@ def lasso_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int) -> 
         (grads, singular): grads maps names in ``needs`` to tensors shaped
         like the resolved parameters; singular is bool (B,).
     """
-    from ..support import gather_atoms, gather_columns, scatter_atoms, scatter_columns, support_of
+    from ..support import SupportDictionary, gather_atoms, scatter_atoms, support_of
 
     support = support_of(z != 0)
-    D_S = gather_columns(D, support)
+    columns = SupportDictionary(D, support)
     z_S = gather_atoms(z, support)
     v_S = gather_atoms(v, support)
     l2 = params.get("l2")
     l2_column = None if l2 is None else l2.view(-1, 1)
-    u, singular = solve_support_system(D_S, v_S, support.mask, l2_column, None, dense_limit)
+    u, singular = solve_support_system(columns, v_S, support.mask, l2_column, None, dense_limit)
 
     grads = {}
-    Du = torch.bmm(D_S, u.unsqueeze(-1)).squeeze(-1)
+    Du = columns.apply(u)
     if "y" in needs:
         grads["y"] = Du
     if "D" in needs:
-        # z is zero off the support, so D z = D_S z_S, at O(m |S|) cost.
-        r = y - torch.bmm(D_S, z_S.unsqueeze(-1)).squeeze(-1)
-        outer = r.unsqueeze(-1) * u.unsqueeze(1) - Du.unsqueeze(-1) * z_S.unsqueeze(1)
-        grads["D"] = scatter_columns(outer, support, shared=D.dim() == 2)
+        # z is zero off the support, so D z = D_S z_S.
+        r = y - columns.apply(z_S)
+        grads["D"] = columns.outer(r, u) - columns.outer(Du, z_S)
     signs = torch.sign(z_S)
     weights = params.get("weights")
     if "lam" in needs:
@@ -467,45 +466,48 @@ def lasso_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int) -> 
     return grads, singular
 
 
-def solve_support_system(D_S, rhs, mask, ridge, curvature, dense_limit: int):
+def solve_support_system(columns, rhs, mask, ridge, curvature, dense_limit: int):
     """Solve ``(D_S^T D_S + ridge I + curvature) u = rhs`` on padded supports.
 
     Dense Cholesky up to ``dense_limit`` support atoms, matrix-free conjugate
     gradients beyond (the system is then never formed).
 
+    Args:
+        columns: a ``SupportDictionary`` giving the products with ``D_S``.
+
     Shape:
-        D_S: (B, m, s); rhs: (B, s) or (B, s, r); mask: (B, s); ridge: (B, 1)
-        or None; curvature: a (B, s, s) tensor or None.
+        rhs: (B, s) or (B, s, r); mask: (B, s); ridge: (B, 1) or None;
+        curvature: a (B, s, s) tensor or None.
 
     Returns:
         (u, singular) with u like rhs and singular bool (B,).
     """
     from ..support import conjugate_gradient, solve_symmetric
 
-    s = D_S.shape[-1]
+    s = mask.shape[-1]
     if s <= dense_limit:
-        G = D_S.transpose(1, 2) @ D_S
+        G = columns.gram()
         if ridge is not None:
             G = G + ridge.unsqueeze(-1) * torch.eye(s, dtype=G.dtype, device=G.device)
         if curvature is not None:
             G = G + curvature
         return solve_symmetric(G, rhs, mask)
 
-    real = mask.to(D_S.dtype)
+    real = mask.to(rhs.dtype)
 
     def matvec(p):
-        value = (D_S.transpose(1, 2) @ (D_S @ p.unsqueeze(-1))).squeeze(-1)
+        value = columns.apply_transpose(columns.apply(p))
         if ridge is not None:
             value = value + ridge * p
         if curvature is not None:
             value = value + (curvature @ p.unsqueeze(-1)).squeeze(-1)
         return value * real + p * (1 - real)
 
-    columns = rhs.unsqueeze(-1) if rhs.dim() == 2 else rhs
+    vectors = rhs.unsqueeze(-1) if rhs.dim() == 2 else rhs
     solutions, converged = [], torch.ones(rhs.shape[0], dtype=torch.bool, device=rhs.device)
-    tol = 1e3 * torch.finfo(D_S.dtype).eps
-    for j in range(columns.shape[-1]):
-        x, ok = conjugate_gradient(matvec, columns[..., j] * real, tol=tol, max_iter=4 * s)
+    tol = 1e3 * torch.finfo(rhs.dtype).eps
+    for j in range(vectors.shape[-1]):
+        x, ok = conjugate_gradient(matvec, vectors[..., j] * real, tol=tol, max_iter=4 * s)
         solutions.append(x * real)
         converged = converged & ok
     u = torch.stack(solutions, -1)

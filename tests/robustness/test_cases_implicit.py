@@ -263,9 +263,9 @@ def c07_backward_work(extra_atoms, monkeypatch):
     shapes = []
     original = lasso_module.solve_support_system
 
-    def recording(D_S, *args, **kwargs):
-        shapes.append(tuple(D_S.shape))
-        return original(D_S, *args, **kwargs)
+    def recording(columns, *args, **kwargs):
+        shapes.append(tuple(columns.columns.shape))
+        return original(columns, *args, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(lasso_module, "solve_support_system", recording)
