@@ -9,11 +9,38 @@ import torch
 from ._checks import check_finite, check_float_tensor, check_same_device, compute_dtype
 from .coding.base import Problem
 
-__all__ = ["Batch", "prepare_codes", "prepare_inputs"]
+__all__ = ["Batch", "BatchDimensions", "prepare_codes", "prepare_inputs"]
+
+
+class BatchDimensions:
+    """Batch size ``B``, samples ``m``, atoms ``k`` and dictionary sharing, read from ``y`` and ``D``.
+
+    A mixin for records with a ``y`` of shape (B, m) and a ``D`` of shape
+    (m, k) shared or (B, m, k) per sample.
+    """
+
+    y: torch.Tensor
+    D: torch.Tensor
+
+    @property
+    def B(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def m(self) -> int:
+        return self.y.shape[1]
+
+    @property
+    def k(self) -> int:
+        return self.D.shape[-1]
+
+    @property
+    def shared_D(self) -> bool:
+        return self.D.dim() == 2
 
 
 @dataclass
-class Batch:
+class Batch(BatchDimensions):
     """Checked inputs of one solve, broadcast to a common batch.
 
     Attributes:
@@ -31,22 +58,6 @@ class Batch:
     params: dict
     batched: bool
     out_dtype: torch.dtype
-
-    @property
-    def B(self) -> int:
-        return self.y.shape[0]
-
-    @property
-    def m(self) -> int:
-        return self.y.shape[1]
-
-    @property
-    def k(self) -> int:
-        return self.D.shape[-1]
-
-    @property
-    def shared_D(self) -> bool:
-        return self.D.dim() == 2
 
     def unbatch(self, z: torch.Tensor) -> torch.Tensor:
         """Cast a (B, ...) result to the output dtype and drop the batch dim if unbatched."""

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from .base import Problem, ScalarSpec
+from .base import ScalarSpec
 from .formulation import CvxpyFormulation
-from .lasso import (
-    lasso_family_formulation,
-    lasso_family_gap,
-    lasso_family_lam_max,
-    lasso_family_objective,
-    lasso_family_rescale,
-    lasso_family_residual,
-    lasso_family_vjp,
-)
+from .lasso import LassoFamilyProblem, atom_thresholds, lasso_family_formulation
+from .prox import prox_elastic_net
 
 __all__ = ["ElasticNet"]
 
 
-class ElasticNet(Problem):
+class ElasticNet(LassoFamilyProblem):
     r"""The elastic net.
 
     Solves, per sample,
@@ -48,59 +41,12 @@ class ElasticNet(Problem):
     scalar_specs = (ScalarSpec("lam"), ScalarSpec("l2"))
 
     def __init__(self, lam, l2, weights=None, nonneg: bool = False) -> None:
-        super().__init__()
-        if not isinstance(nonneg, bool):
-            raise TypeError(f"nonneg must be a bool; got {type(nonneg).__name__}.")
-        self._store_scalar(self.scalar_specs[0], lam)
-        self._store_scalar(self.scalar_specs[1], l2)
-        self._store_weights("weights", weights, "atoms")
-        self.nonneg = nonneg
-
-    def weight_names(self) -> tuple[str, ...]:
-        return ("weights",)
-
-    def resolve(self, B, k, dtype, device) -> dict:
-        params = super().resolve(B, k, dtype, device)
-        params["weights"] = self._resolve_weights("weights", B, k, "atoms", dtype, device)
-        params["nonneg"] = self.nonneg
-        return params
-
-    def objective_batched(self, z, y, D, params) -> torch.Tensor:
-        return lasso_family_objective(z, y, D, params)
-
-    def duality_gap_batched(self, z, y, D, params) -> torch.Tensor:
-        return lasso_family_gap(z, y, D, params)
-
-    def residual_batched(self, z, y, D, params) -> torch.Tensor:
-        return lasso_family_residual(z, y, D, params)
-
-    def lam_max_batched(self, y, D, params) -> torch.Tensor:
-        return lasso_family_lam_max(y, D, params)
+        super().__init__((lam, l2), weights, nonneg)
 
     def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
         return lasso_family_formulation(m, k, self.nonneg, with_l2=True)
 
     def prox(self, v, step, params) -> torch.Tensor:
         """Return the proximal step ``prox_{step * penalty}(v)``; step is (B, 1)."""
-        from .lasso import atom_thresholds
-        from .prox import prox_elastic_net
-
         ridge = step * params["l2"].unsqueeze(-1)
         return prox_elastic_net(v, step * atom_thresholds(params), ridge, self.nonneg)
-
-    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
-        return lasso_family_vjp(v, z, y, D, params, needs, dense_limit)
-
-    def cache_key(self) -> tuple:
-        return (self.kind, self.nonneg)
-
-    def rescale(self, params: dict, d_scale, y_scale) -> dict:
-        return lasso_family_rescale(params, d_scale, y_scale)
-
-    def extra_repr(self) -> str:
-        text = super().extra_repr()
-        if self._value("weights") is not None:
-            text += ", weights=..."
-        if self.nonneg:
-            text += ", nonneg=True"
-        return text

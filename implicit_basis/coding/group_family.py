@@ -1,4 +1,4 @@
-"""Oracles shared by the group lasso and the sparse group lasso.
+"""The base class and the oracles shared by the group lasso and the sparse group lasso.
 
 Both are written on two thresholds: ``tau1 = lam * a`` (B,) on every atom
 and ``tau_g = lam * (1 - a) * w_g`` (B, g) on every group, with ``a = 0``
@@ -10,19 +10,20 @@ from __future__ import annotations
 import cvxpy as cp
 import torch
 
-from .base import batched_matvec, batched_rmatvec
+from .base import Problem, batched_matvec, batched_rmatvec
 from .formulation import CvxpyFormulation
-from .groups import group_norms
-from .lasso import refit_unpenalised
+from .groups import Groups, group_norms
+from .lasso import refit_unpenalised, relative_duality_gap, scaled_dual_value
+from .prox import soft_threshold
 
 __all__ = [
+    "GroupFamilyProblem",
     "group_family_formulation",
     "group_family_gap",
     "group_family_lam_max",
     "group_family_objective",
     "group_family_residual",
     "group_thresholds",
-    "soft_threshold",
 ]
 
 # Bisection steps for the dual scaling of the sparse group lasso: 2^-60 of
@@ -30,9 +31,72 @@ __all__ = [
 _BISECTION_STEPS = 60
 
 
-def soft_threshold(v: torch.Tensor, tau) -> torch.Tensor:
-    """Return sign(v) * max(|v| - tau, 0); its derivative at |v| = tau is 0."""
-    return torch.sign(v) * torch.relu(v.abs() - tau)
+class GroupFamilyProblem(Problem):
+    """Base class of the group lasso and the sparse group lasso.
+
+    It stores the partition ``groups``, the scalar parameters of
+    ``scalar_specs`` and the optional per-group ``weights``, and answers every
+    oracle with the group-family functions of this module. Subclasses set
+    ``kind`` and ``scalar_specs`` and implement ``prox`` and
+    ``cvxpy_formulation``.
+    """
+
+    def __init__(self, groups, scalars: tuple, weights) -> None:
+        super().__init__()
+        self.groups = Groups(groups)
+        for spec, value in zip(self.scalar_specs, scalars):
+            self._store_scalar(spec, value)
+        self._store_weights("weights", weights, "groups")
+        weights = self._value("weights")
+        if weights is not None and weights.shape[-1] != self.groups.n_groups:
+            raise ValueError(
+                f"weights has length {weights.shape[-1]} but there are "
+                f"{self.groups.n_groups} groups; give one weight per group."
+            )
+
+    def weight_names(self) -> tuple[str, ...]:
+        return ("weights",)
+
+    def resolve(self, B, k, dtype, device) -> dict:
+        params = super().resolve(B, k, dtype, device)
+        groups: Groups = self.groups
+        index = groups.index(k, device=device)
+        weights = self._resolve_weights("weights", B, groups.n_groups, "groups", dtype, device)
+        if weights is None:
+            weights = groups.default_weights(dtype, device).expand(B, groups.n_groups)
+        params.update(
+            group_index=index,
+            n_groups=groups.n_groups,
+            weights=weights,
+            groups=groups,
+        )
+        # The group lasso is the sparse group lasso without its l1 part.
+        params.setdefault("l1_ratio", None)
+        return params
+
+    def objective_batched(self, z, y, D, params) -> torch.Tensor:
+        return group_family_objective(z, y, D, params)
+
+    def duality_gap_batched(self, z, y, D, params) -> torch.Tensor:
+        return group_family_gap(z, y, D, params)
+
+    def residual_batched(self, z, y, D, params) -> torch.Tensor:
+        return group_family_residual(z, y, D, params)
+
+    def lam_max_batched(self, y, D, params) -> torch.Tensor:
+        return group_family_lam_max(y, D, params)
+
+    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
+        return group_family_vjp(v, z, y, D, params, needs, dense_limit)
+
+    def cache_key(self) -> tuple:
+        return (self.kind, self.groups.key())
+
+    def rescale(self, params: dict, d_scale, y_scale) -> dict:
+        return dict(params, lam=params["lam"] / (d_scale * y_scale))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, groups={self.groups!r}"
 
 
 def group_thresholds(params: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,13 +184,8 @@ def group_family_gap(z, y, D, params) -> torch.Tensor:
     r, _ = refit_unpenalised(r, D, (~_unpenalised_atoms(params)).to(r.dtype))
     alpha = _dual_scaling(batched_rmatvec(D, r), params)
     primal = group_family_objective(z, y, D, params)
-    shifted = y - alpha.unsqueeze(-1) * r
-    dual = 0.5 * (y * y).sum(-1) - 0.5 * (shifted * shifted).sum(-1)
-    gap = (primal - dual).clamp(min=0)
-    scale = torch.maximum(0.5 * (y * y).sum(-1), primal)
-    relative = torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(r.dtype).tiny), gap)
     # A forced-zero group that is nonzero makes the objective +inf, and the gap too.
-    return torch.where(torch.isinf(primal), torch.full_like(relative, torch.inf), relative)
+    return relative_duality_gap(primal, scaled_dual_value(y, r, alpha), y)
 
 
 def group_family_residual(z, y, D, params) -> torch.Tensor:

@@ -7,11 +7,74 @@ import torch
 
 from .base import Problem, ScalarSpec, batched_matvec, batched_rmatvec
 from .formulation import CvxpyFormulation
+from .prox import prox_l1
 
-__all__ = ["Lasso", "lam_max"]
+__all__ = ["Lasso", "LassoFamilyProblem", "lam_max", "relative_duality_gap", "scaled_dual_value"]
 
 
-class Lasso(Problem):
+class LassoFamilyProblem(Problem):
+    """Base class of the lasso and the elastic net.
+
+    It stores the scalar parameters of ``scalar_specs``, the optional
+    per-atom ``weights`` and the ``nonneg`` constraint, and answers every
+    oracle with the lasso-family functions of this module. Subclasses set
+    ``kind`` and ``scalar_specs`` and implement ``prox`` and
+    ``cvxpy_formulation``.
+    """
+
+    def __init__(self, scalars: tuple, weights, nonneg: bool) -> None:
+        super().__init__()
+        if not isinstance(nonneg, bool):
+            raise TypeError(f"nonneg must be a bool; got {type(nonneg).__name__}.")
+        for spec, value in zip(self.scalar_specs, scalars):
+            self._store_scalar(spec, value)
+        self._store_weights("weights", weights, "atoms")
+        self.nonneg = nonneg
+
+    def weight_names(self) -> tuple[str, ...]:
+        return ("weights",)
+
+    def resolve(self, B, k, dtype, device) -> dict:
+        params = super().resolve(B, k, dtype, device)
+        params["weights"] = self._resolve_weights("weights", B, k, "atoms", dtype, device)
+        # The lasso is the elastic net without its ridge.
+        params.setdefault("l2", None)
+        params["nonneg"] = self.nonneg
+        return params
+
+    # Batched oracles -------------------------------------------------------
+
+    def objective_batched(self, z, y, D, params) -> torch.Tensor:
+        return lasso_family_objective(z, y, D, params)
+
+    def duality_gap_batched(self, z, y, D, params) -> torch.Tensor:
+        return lasso_family_gap(z, y, D, params)
+
+    def residual_batched(self, z, y, D, params) -> torch.Tensor:
+        return lasso_family_residual(z, y, D, params)
+
+    def cache_key(self) -> tuple:
+        return (self.kind, self.nonneg)
+
+    def rescale(self, params: dict, d_scale, y_scale) -> dict:
+        return lasso_family_rescale(params, d_scale, y_scale)
+
+    def lam_max_batched(self, y, D, params) -> torch.Tensor:
+        return lasso_family_lam_max(y, D, params)
+
+    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
+        return lasso_family_vjp(v, z, y, D, params, needs, dense_limit)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if self._value("weights") is not None:
+            text += ", weights=..."
+        if self.nonneg:
+            text += ", nonneg=True"
+        return text
+
+
+class Lasso(LassoFamilyProblem):
     r"""The lasso, optionally weighted and non-negative.
 
     Solves, per sample,
@@ -51,62 +114,14 @@ class Lasso(Problem):
     scalar_specs = (ScalarSpec("lam"),)
 
     def __init__(self, lam, weights=None, nonneg: bool = False) -> None:
-        super().__init__()
-        if not isinstance(nonneg, bool):
-            raise TypeError(f"nonneg must be a bool; got {type(nonneg).__name__}.")
-        self._store_scalar(self.scalar_specs[0], lam)
-        self._store_weights("weights", weights, "atoms")
-        self.nonneg = nonneg
-
-    def weight_names(self) -> tuple[str, ...]:
-        return ("weights",)
-
-    def resolve(self, B, k, dtype, device) -> dict:
-        params = super().resolve(B, k, dtype, device)
-        params["weights"] = self._resolve_weights("weights", B, k, "atoms", dtype, device)
-        params["l2"] = None
-        params["nonneg"] = self.nonneg
-        return params
-
-    # Batched oracles -------------------------------------------------------
-
-    def objective_batched(self, z, y, D, params) -> torch.Tensor:
-        return lasso_family_objective(z, y, D, params)
-
-    def duality_gap_batched(self, z, y, D, params) -> torch.Tensor:
-        return lasso_family_gap(z, y, D, params)
-
-    def residual_batched(self, z, y, D, params) -> torch.Tensor:
-        return lasso_family_residual(z, y, D, params)
+        super().__init__((lam,), weights, nonneg)
 
     def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
         return lasso_family_formulation(m, k, self.nonneg, with_l2=False)
 
-    def cache_key(self) -> tuple:
-        return (self.kind, self.nonneg)
-
-    def rescale(self, params: dict, d_scale, y_scale) -> dict:
-        return lasso_family_rescale(params, d_scale, y_scale)
-
-    def lam_max_batched(self, y, D, params) -> torch.Tensor:
-        return lasso_family_lam_max(y, D, params)
-
-    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
-        return lasso_family_vjp(v, z, y, D, params, needs, dense_limit)
-
     def prox(self, v, step, params) -> torch.Tensor:
         """Return the proximal step ``prox_{step * penalty}(v)``; step is (B, 1)."""
-        from .prox import prox_l1
-
         return prox_l1(v, step * atom_thresholds(params), self.nonneg)
-
-    def extra_repr(self) -> str:
-        text = super().extra_repr()
-        if self._value("weights") is not None:
-            text += ", weights=..."
-        if self.nonneg:
-            text += ", nonneg=True"
-        return text
 
 
 # -----------------------------------------------------------------------------
@@ -220,15 +235,36 @@ def lasso_family_gap(z, y, D, params) -> torch.Tensor:
     )
     alpha = ratios.amin(-1).clamp(max=1.0)
     primal = lasso_family_objective(z, y, D, params)
-    shifted = y - alpha.unsqueeze(-1) * r
-    dual = 0.5 * (y * y).sum(-1) - 0.5 * (shifted * shifted).sum(-1)
+    dual = scaled_dual_value(y, r, alpha)
     if l2 is not None:
         dual = dual - 0.5 * alpha**2 * l2 * (z_dual * z_dual).sum(-1)
+    # An infeasible code (a forced-zero atom that is nonzero, a negative entry
+    # of a non-negative code) has an infinite objective, so its gap is +inf.
+    return relative_duality_gap(primal, dual, y)
+
+
+def scaled_dual_value(y: torch.Tensor, r: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Compute the dual objective ``1/2 ||y||^2 - 1/2 ||y - alpha r||^2`` per sample.
+
+    Shape:
+        y, r: (B, m); alpha: (B,); result (B,).
+    """
+    shifted = y - alpha.unsqueeze(-1) * r
+    return 0.5 * (y * y).sum(-1) - 0.5 * (shifted * shifted).sum(-1)
+
+
+def relative_duality_gap(primal: torch.Tensor, dual: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Divide the duality gap ``max(P - D, 0)`` by ``max(P(0), P(z))`` per sample.
+
+    ``P(0) = 1/2 ||y||^2``. The result is 0 when both are 0, and +inf where
+    the primal value is +inf (an infeasible code) rather than inf / inf.
+
+    Shape:
+        primal, dual: (B,); y: (B, m); result (B,).
+    """
     gap = (primal - dual).clamp(min=0)
     scale = torch.maximum(0.5 * (y * y).sum(-1), primal)
-    relative = torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(r.dtype).tiny), gap)
-    # An infeasible code (a forced-zero atom that is nonzero, a negative entry
-    # of a non-negative code) has an infinite objective: its gap is +inf, not inf/inf.
+    relative = torch.where(scale > 0, gap / scale.clamp(min=torch.finfo(y.dtype).tiny), gap)
     return torch.where(torch.isinf(primal), torch.full_like(relative, torch.inf), relative)
 
 

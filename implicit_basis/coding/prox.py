@@ -16,7 +16,31 @@ import torch
 
 from .groups import group_norms
 
-__all__ = ["prox_elastic_net", "prox_group_l2", "prox_l1", "prox_sparse_group"]
+__all__ = ["prox_elastic_net", "prox_group_l2", "prox_l1", "prox_sparse_group", "soft_threshold"]
+
+
+def soft_threshold(v: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
+    """Apply the soft threshold ``sign(v) * max(|v| - theta, 0)`` entrywise.
+
+    This is the proximal operator of ``theta * ||.||_1`` for ``theta >= 0``,
+    and the one definition that the coding problems, the classic iterations
+    and the LISTA family share. A threshold of ``+inf`` gives 0. A negative
+    ``theta`` is not clipped, so it moves ``v`` away from zero.
+
+    Under autograd the derivative in ``v`` and in ``theta`` is 0 at a tie
+    ``|v| == theta``, because torch takes the derivative of ``relu`` at 0 to
+    be 0, so a coordinate exactly at the threshold counts as inactive
+    (``torch.nn.functional.softshrink`` makes the same choice). Elsewhere on
+    the support the derivative in ``theta`` is ``-sign(v)``, also at
+    ``theta = 0``. The form ``v - clamp(v, -theta, theta)`` has the same
+    values, but at ``theta = 0`` it passes a zero derivative in ``theta`` to
+    negative entries.
+
+    Shape:
+        v: any shape; theta: a scalar or a tensor broadcastable to ``v``;
+        result: the shape of ``v``.
+    """
+    return torch.sign(v) * torch.relu(v.abs() - theta)
 
 
 def prox_l1(v: torch.Tensor, tau: torch.Tensor, nonneg: bool = False) -> torch.Tensor:
@@ -33,12 +57,7 @@ def prox_l1(v: torch.Tensor, tau: torch.Tensor, nonneg: bool = False) -> torch.T
     """
     if nonneg:
         return torch.relu(v - tau)
-    # Exact zeros where |v| <= tau, and an infinite tau gives 0. Under autograd
-    # the derivative is 0 at |v| = tau (ties count as inactive) and -sign(v)
-    # in tau elsewhere on the support, also at tau = 0. The form
-    # v - clamp(v, -tau, tau) has the same values but, at tau = 0, passes a
-    # zero derivative in tau to negative entries.
-    return torch.sign(v) * torch.relu(v.abs() - tau)
+    return soft_threshold(v, tau)
 
 
 def prox_elastic_net(

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from .base import Problem, ScalarSpec
+from .base import ScalarSpec
 from .formulation import CvxpyFormulation
-from .group_family import (
-    group_family_formulation,
-    group_family_gap,
-    group_family_lam_max,
-    group_family_objective,
-    group_family_residual,
-    group_family_vjp,
-)
-from .group_lasso import resolve_groups
-from .groups import Groups
+from .group_family import GroupFamilyProblem, group_family_formulation, group_thresholds
+from .prox import prox_sparse_group
 
 __all__ = ["SparseGroupLasso"]
 
 
-class SparseGroupLasso(Problem):
+class SparseGroupLasso(GroupFamilyProblem):
     r"""The sparse group lasso.
 
     Solves, per sample,
@@ -50,58 +42,13 @@ class SparseGroupLasso(Problem):
     scalar_specs = (ScalarSpec("lam"), ScalarSpec("l1_ratio", 0.0, 1.0))
 
     def __init__(self, lam, groups, l1_ratio, weights=None) -> None:
-        super().__init__()
-        self.groups = Groups(groups)
-        self._store_scalar(self.scalar_specs[0], lam)
-        self._store_scalar(self.scalar_specs[1], l1_ratio)
-        self._store_weights("weights", weights, "groups")
-        weights = self._value("weights")
-        if weights is not None and weights.shape[-1] != self.groups.n_groups:
-            raise ValueError(
-                f"weights has length {weights.shape[-1]} but there are "
-                f"{self.groups.n_groups} groups; give one weight per group."
-            )
-
-    def weight_names(self) -> tuple[str, ...]:
-        return ("weights",)
-
-    def resolve(self, B, k, dtype, device) -> dict:
-        params = super().resolve(B, k, dtype, device)
-        params.update(resolve_groups(self, B, k, dtype, device))
-        return params
-
-    def objective_batched(self, z, y, D, params) -> torch.Tensor:
-        return group_family_objective(z, y, D, params)
-
-    def duality_gap_batched(self, z, y, D, params) -> torch.Tensor:
-        return group_family_gap(z, y, D, params)
-
-    def residual_batched(self, z, y, D, params) -> torch.Tensor:
-        return group_family_residual(z, y, D, params)
-
-    def lam_max_batched(self, y, D, params) -> torch.Tensor:
-        return group_family_lam_max(y, D, params)
+        super().__init__(groups, (lam, l1_ratio), weights)
 
     def cvxpy_formulation(self, m: int, k: int) -> CvxpyFormulation:
         return group_family_formulation(m, k, self.groups.members, with_l1=True)
 
     def prox(self, v, step, params) -> torch.Tensor:
         """Return the proximal step ``prox_{step * penalty}(v)``; step is (B, 1)."""
-        from .group_family import group_thresholds
-        from .prox import prox_sparse_group
-
         tau1, tau_g = group_thresholds(params)
         index, n_groups = params["group_index"], params["n_groups"]
         return prox_sparse_group(v, step * tau1.unsqueeze(-1), step * tau_g, index, n_groups)
-
-    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
-        return group_family_vjp(v, z, y, D, params, needs, dense_limit)
-
-    def cache_key(self) -> tuple:
-        return (self.kind, self.groups.key())
-
-    def rescale(self, params: dict, d_scale, y_scale) -> dict:
-        return dict(params, lam=params["lam"] / (d_scale * y_scale))
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, groups={self.groups!r}"

@@ -15,7 +15,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "as_scalar",
     "as_vector",
+    "as_vectors",
     "broadcast_vectors",
     "check_count",
     "check_domain",
@@ -81,6 +83,39 @@ def as_vector(
         raise ValueError(
             f"{name} must be finite; {name}[{index}] = {vector[index].item()}. "
             f"Replace the non-finite value."
+        )
+    return vector
+
+
+def as_vectors(
+    values: dict[str, object],
+    *,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> dict[str, Tensor]:
+    """Convert each named value with ``as_vector``, then broadcast them to a common length."""
+    vectors = {name: as_vector(name, value, dtype=dtype, device=device) for name, value in values.items()}
+    return broadcast_vectors(**vectors)
+
+
+def as_scalar(
+    name: str,
+    value: object,
+    description: str,
+    *,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> Tensor:
+    """Convert a single number to a finite tensor of shape (1,).
+
+    ``description`` names the quantity in the message of the error raised
+    when ``value`` holds more than one number.
+    """
+    vector = as_vector(name, value, dtype=dtype, device=device)
+    if vector.numel() != 1:
+        raise ValueError(
+            f"{name} must be a single number; received {vector.numel()} values. "
+            f"Pass one {description}, in units of t."
         )
     return vector
 

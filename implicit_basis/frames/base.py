@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._parameters import inverse_softplus
+from ._parameters import inverse_softplus, parse_learn, resolve_dtype
 
 __all__ = ["Frame"]
 
@@ -118,6 +118,21 @@ class Frame(nn.Module, abc.ABC):
             self.register_buffer(name, value)
         if learn:
             self._learned_names = self._learned_names + (name,)
+
+    def _parse_options(self, learn, dtype, device) -> tuple[dict, frozenset[str]]:
+        """Resolve the ``dtype``/``device`` keywords of the parameters and the set of learned names."""
+        factory = {"dtype": resolve_dtype(dtype), "device": device}
+        return factory, parse_learn(learn, self.learnable, type(self).__name__)
+
+    def _register_tensors(
+        self, vectors: dict[str, Tensor], learned: frozenset[str], *, positive: tuple[str, ...] = ()
+    ) -> None:
+        """Register every entry of ``vectors`` in order, learned when its name is in ``learned``.
+
+        The names in ``positive`` are kept positive through softplus when learned.
+        """
+        for name, value in vectors.items():
+            self._register_tensor(name, value, learn=name in learned, positive=name in positive)
 
     def __getattr__(self, name: str) -> object:
         # nn.Module.__getattr__ finds parameters, buffers and submodules. A learned

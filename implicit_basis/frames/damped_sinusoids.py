@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._parameters import as_vector, broadcast_vectors, check_positive, parse_learn, resolve_dtype
+from ._parameters import as_scalar, as_vectors, check_positive
 from .base import Frame
 
 __all__ = ["DampedSinusoids"]
@@ -61,24 +61,12 @@ class DampedSinusoids(Frame):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(normalize=normalize)
-        factory = {"dtype": resolve_dtype(dtype), "device": device}
-        learned = parse_learn(learn, self.learnable, "DampedSinusoids")
+        factory, learned = self._parse_options(learn, dtype, device)
 
-        vectors = broadcast_vectors(
-            freqs=as_vector("freqs", freqs, **factory),
-            decays=as_vector("decays", decays, **factory),
-        )
+        vectors = as_vectors({"freqs": freqs, "decays": decays}, **factory)
         check_positive("decays", vectors["decays"], allow_zero=True, meaning="decay rates")
-        onset_tensor = as_vector("onset", onset, **factory)
-        if onset_tensor.numel() != 1:
-            raise ValueError(
-                f"onset must be a single number; received {onset_tensor.numel()} values. "
-                f"Pass one onset time, in units of t."
-            )
-
-        self._register_tensor("freqs", vectors["freqs"], learn="freqs" in learned)
-        self._register_tensor("decays", vectors["decays"], learn="decays" in learned, positive=True)
-        self._register_tensor("onset", onset_tensor.reshape(()), learn="onset" in learned)
+        vectors["onset"] = as_scalar("onset", onset, "onset time", **factory).reshape(())
+        self._register_tensors(vectors, learned, positive=("decays",))
 
     @property
     def n_atoms(self) -> int:

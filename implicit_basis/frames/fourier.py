@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from ._parameters import as_vector, check_count, check_positive, parse_learn, resolve_dtype
+from ._parameters import as_scalar, check_count, check_positive
 from .base import Frame
 
 __all__ = ["Fourier"]
@@ -65,20 +65,12 @@ class Fourier(Frame):
     ) -> None:
         super().__init__(normalize=normalize)
         self.n_freqs = check_count("n_freqs", n_freqs, minimum=0)
-        factory = {"dtype": resolve_dtype(dtype), "device": device}
-        learned = parse_learn(learn, self.learnable, "Fourier")
+        factory, learned = self._parse_options(learn, dtype, device)
 
-        period_tensor = as_vector("period", period, **factory)
-        if period_tensor.numel() != 1:
-            raise ValueError(
-                f"period must be a single number; received {period_tensor.numel()} values. "
-                f"Pass one period, in units of t."
-            )
+        period_tensor = as_scalar("period", period, "period", **factory)
         check_positive("period", period_tensor)
-        freqs = torch.arange(1, self.n_freqs + 1, **factory)
-
-        self._register_tensor("freqs", freqs, learn="freqs" in learned)
-        self._register_tensor("period", period_tensor.reshape(()), learn="period" in learned, positive=True)
+        vectors = {"freqs": torch.arange(1, self.n_freqs + 1, **factory), "period": period_tensor.reshape(())}
+        self._register_tensors(vectors, learned, positive=("period",))
 
     @property
     def n_atoms(self) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from ._parameters import as_vector, check_count, parse_learn, resolve_dtype
+from ._parameters import as_vector, check_count
 from .base import Frame
 
 __all__ = ["Learned"]
@@ -58,8 +58,7 @@ class Learned(Frame):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(normalize=normalize)
-        factory = {"dtype": resolve_dtype(dtype), "device": device}
-        learned = parse_learn(learn, self.learnable, "Learned")
+        factory, learned = self._parse_options(learn, dtype, device)
 
         # The grid is kept in float64 whatever the frame's dtype, so that a frame
         # built in float32 and converted with .double() still matches float64 t

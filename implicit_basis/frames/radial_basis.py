@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from ._parameters import as_vector, broadcast_vectors, check_positive, parse_learn, resolve_dtype, uniform_centres
+from ._parameters import as_vectors, check_positive, uniform_centres
 from .base import Frame
 
 __all__ = ["RadialBasis"]
@@ -46,16 +46,11 @@ class RadialBasis(Frame):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(normalize=normalize)
-        factory = {"dtype": resolve_dtype(dtype), "device": device}
-        learned = parse_learn(learn, self.learnable, "RadialBasis")
+        factory, learned = self._parse_options(learn, dtype, device)
 
-        vectors = broadcast_vectors(
-            centres=as_vector("centres", centres, **factory),
-            widths=as_vector("widths", widths, **factory),
-        )
+        vectors = as_vectors({"centres": centres, "widths": widths}, **factory)
         check_positive("widths", vectors["widths"], meaning="standard deviations")
-        self._register_tensor("centres", vectors["centres"], learn="centres" in learned)
-        self._register_tensor("widths", vectors["widths"], learn="widths" in learned, positive=True)
+        self._register_tensors(vectors, learned, positive=("widths",))
 
     @classmethod
     def grid(

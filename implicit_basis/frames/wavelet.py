@@ -8,15 +8,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
-from ._parameters import (
-    as_vector,
-    broadcast_vectors,
-    check_count,
-    check_domain,
-    check_positive,
-    parse_learn,
-    resolve_dtype,
-)
+from ._parameters import as_vector, as_vectors, check_count, check_domain, check_positive
 from .base import Frame
 
 __all__ = ["Wavelet"]
@@ -92,16 +84,11 @@ class Wavelet(Frame):
                 f"{kind!r}. Pass 'ricker' (Mexican hat) or 'morlet'."
             )
         self.kind = _ALIASES[kind]
-        factory = {"dtype": resolve_dtype(dtype), "device": device}
-        learned = parse_learn(learn, self.learnable, "Wavelet")
+        factory, learned = self._parse_options(learn, dtype, device)
 
-        vectors = broadcast_vectors(
-            scales=as_vector("scales", scales, **factory),
-            shifts=as_vector("shifts", shifts, **factory),
-        )
+        vectors = as_vectors({"scales": scales, "shifts": shifts}, **factory)
         check_positive("scales", vectors["scales"])
-        self._register_tensor("scales", vectors["scales"], learn="scales" in learned, positive=True)
-        self._register_tensor("shifts", vectors["shifts"], learn="shifts" in learned)
+        self._register_tensors(vectors, learned, positive=("scales",))
 
     @classmethod
     def dyadic(

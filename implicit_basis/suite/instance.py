@@ -18,6 +18,7 @@ from ..coding import (
     SparseGroupLasso,
     lam_max,
 )
+from ..inputs import BatchDimensions
 from ..synthetic import bernoulli_gaussian_codes, chen2018_samples, gaussian_dictionary
 from .files import load
 from .spec import DTYPES, GROUP_KINDS, ProblemSpec, SuiteError
@@ -26,7 +27,7 @@ __all__ = ["Instance", "instance"]
 
 
 @dataclass
-class Instance:
+class Instance(BatchDimensions):
     """The tensors of one problem: signals, dictionary, problem object and ground truth.
 
     Attributes:
@@ -65,22 +66,6 @@ class Instance:
     observed: torch.Tensor | None = None
     penalties: dict = field(default_factory=dict)
     groups: list | None = None
-
-    @property
-    def B(self) -> int:
-        return self.y.shape[0]
-
-    @property
-    def m(self) -> int:
-        return self.y.shape[1]
-
-    @property
-    def k(self) -> int:
-        return self.D.shape[-1]
-
-    @property
-    def shared_D(self) -> bool:
-        return self.D.dim() == 2
 
     def head(self, n: int) -> "Instance":
         """Return the instance restricted to its first ``n`` samples (penalties included)."""

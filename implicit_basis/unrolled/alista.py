@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from ._checks import check_dictionary, check_real
-from .base import UnrolledNetwork
-from .shrinkage import soft_threshold_support_selection, support_fraction
+from .base import SupportSelection, UnrolledNetwork
 
 __all__ = ["ALISTA", "analytic_weight"]
 
@@ -62,7 +61,7 @@ def analytic_weight(D: torch.Tensor) -> torch.Tensor:
     return (U / scale).to(D.dtype)
 
 
-class ALISTA(UnrolledNetwork):
+class ALISTA(SupportSelection, UnrolledNetwork):
     """Analytic LISTA: a fixed analytic weight, a learned step and threshold per layer.
 
     Layer k (1-based) computes
@@ -109,29 +108,20 @@ class ALISTA(UnrolledNetwork):
     ) -> None:
         super().__init__(D, K)
         self.lam = check_real(lam, "lam")
-        self.p_step = check_real(p_step, "p_step", 0.0, 1.0)
-        self.p_max = check_real(p_max, "p_max", 0.0, 1.0)
+        self._set_support_schedule(p_step, p_max)
         self.register_buffer("W", analytic_weight(self.D))
 
         gram = self.W.to(torch.float64).T @ self.D.to(torch.float64)
         gamma = 1.0 / float(torch.linalg.matrix_norm(gram, ord=2))
         options = {"dtype": self.D.dtype, "device": self.D.device}
         theta = gamma * self.lam
-        self.gamma = nn.ParameterList(
-            [nn.Parameter(torch.tensor(gamma, **options)) for _ in range(self.num_layers)]
-        )
-        self.theta = nn.ParameterList(
-            [nn.Parameter(torch.tensor(theta, **options)) for _ in range(self.num_layers)]
-        )
-
-    def support_fraction(self, k: int) -> float:
-        """Return the fraction of entries that layer ``k`` (0-based) keeps unshrunk."""
-        return support_fraction(k + 1, self.p_step, self.p_max)
+        self.gamma = self._per_layer(torch.tensor(gamma, **options))
+        self.theta = self._per_layer(torch.tensor(theta, **options))
 
     def layer(self, k: int, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         residual = z @ self.D.T - y
         v = z - self.gamma[k] * (residual @ self.W)
-        return soft_threshold_support_selection(v, self.theta[k], self.support_fraction(k))
+        return self._shrink_selected(k, v, self.theta[k])
 
     def layer_parameters(self, k: int) -> list[nn.Parameter]:
         return [self.gamma[k], self.theta[k]]

@@ -3,8 +3,9 @@
 A network stores a fixed dictionary ``D`` (a buffer, not trained) and ``K``
 layers. Each layer maps the current code estimate and the signal to the next
 estimate, starting from ``z_0 = 0``. Subclasses implement ``layer`` and
-``layer_parameters``; the base class validates inputs, runs the layers and
-returns the last estimate or all of them.
+``layer_parameters``. The base class validates inputs, runs the layers and
+returns the last estimate or all of them. ``SupportSelection`` adds the
+support-selection schedule that LISTA-CPSS and ALISTA share.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_depth, check_dictionary, check_signal
+from ._checks import check_depth, check_dictionary, check_real, check_signal
 from .classic import lipschitz_constant
+from .shrinkage import soft_threshold_support_selection, support_fraction
 
-__all__ = ["UnrolledNetwork"]
+__all__ = ["SupportSelection", "UnrolledNetwork"]
 
 
 class UnrolledNetwork(nn.Module):
@@ -56,6 +58,10 @@ class UnrolledNetwork(nn.Module):
     def _lipschitz(self) -> float:
         # L = ||D||_2^2 of the stored dictionary, for initialisations.
         return float(lipschitz_constant(self.D.detach()))
+
+    def _per_layer(self, value: torch.Tensor) -> nn.ParameterList:
+        """Create one trainable copy of ``value`` per layer."""
+        return nn.ParameterList([nn.Parameter(value.clone()) for _ in range(self.num_layers)])
 
     def layer(self, k: int, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Apply layer ``k`` (0-based) to the estimate ``z`` for the signals ``y``.
@@ -126,3 +132,28 @@ class UnrolledNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"m={self.m}, n={self.n}, K={self.num_layers}"
+
+
+class SupportSelection:
+    """Support-selection schedule of LISTA-CPSS and ALISTA, mixed into an ``UnrolledNetwork``.
+
+    In layer k (1-based) the ``floor(p_k n)`` entries of largest magnitude
+    that also exceed the threshold pass unshrunk, with
+    ``p_k = min(p_step * k, p_max)``.
+    """
+
+    p_step: float
+    p_max: float
+
+    def _set_support_schedule(self, p_step: float, p_max: float) -> None:
+        """Check and store the growth ``p_step`` and the cap ``p_max``, both in [0, 1]."""
+        self.p_step = check_real(p_step, "p_step", 0.0, 1.0)
+        self.p_max = check_real(p_max, "p_max", 0.0, 1.0)
+
+    def support_fraction(self, k: int) -> float:
+        """Return the fraction of entries that layer ``k`` (0-based) keeps unshrunk."""
+        return support_fraction(k + 1, self.p_step, self.p_max)
+
+    def _shrink_selected(self, k: int, v: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Soft-threshold ``v`` by ``theta`` with the support selection of layer ``k`` (0-based)."""
+        return soft_threshold_support_selection(v, theta, self.support_fraction(k))

@@ -47,11 +47,9 @@ class LISTA(UnrolledNetwork):
         W2 = torch.eye(self.n, dtype=self.D.dtype, device=self.D.device) - self.D.T @ self.D / L
         theta = torch.tensor(self.lam / L, dtype=self.D.dtype, device=self.D.device)
 
-        self.W1 = nn.ParameterList([nn.Parameter(W1.clone()) for _ in range(self.num_layers)])
-        self.W2 = nn.ParameterList([nn.Parameter(W2.clone()) for _ in range(self.num_layers)])
-        self.theta = nn.ParameterList(
-            [nn.Parameter(theta.clone()) for _ in range(self.num_layers)]
-        )
+        self.W1 = self._per_layer(W1)
+        self.W2 = self._per_layer(W2)
+        self.theta = self._per_layer(theta)
 
     def layer(self, k: int, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return soft_threshold(y @ self.W1[k].T + z @ self.W2[k].T, self.theta[k])

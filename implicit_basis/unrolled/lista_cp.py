@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from ._checks import check_real
-from .base import UnrolledNetwork
-from .shrinkage import soft_threshold, soft_threshold_support_selection, support_fraction
+from .base import SupportSelection, UnrolledNetwork
+from .shrinkage import soft_threshold
 
 __all__ = ["LISTACP", "LISTACPSS"]
 
@@ -46,10 +46,8 @@ class LISTACP(UnrolledNetwork):
         L = self._lipschitz()
         W = self.D / L
         theta = torch.tensor(self.lam / L, dtype=self.D.dtype, device=self.D.device)
-        self.W = nn.ParameterList([nn.Parameter(W.clone()) for _ in range(self.num_layers)])
-        self.theta = nn.ParameterList(
-            [nn.Parameter(theta.clone()) for _ in range(self.num_layers)]
-        )
+        self.W = self._per_layer(W)
+        self.theta = self._per_layer(theta)
 
     def _shrink(self, k: int, v: torch.Tensor) -> torch.Tensor:
         return soft_threshold(v, self.theta[k])
@@ -65,7 +63,7 @@ class LISTACP(UnrolledNetwork):
         return f"{super().extra_repr()}, lam={self.lam:g}"
 
 
-class LISTACPSS(LISTACP):
+class LISTACPSS(SupportSelection, LISTACP):
     """LISTA with coupled weights and support selection (LISTA-CPSS).
 
     The layers are those of :class:`LISTACP`, except that in layer k
@@ -100,15 +98,10 @@ class LISTACPSS(LISTACP):
         p_max: float = 0.13,
     ) -> None:
         super().__init__(D, K, lam=lam)
-        self.p_step = check_real(p_step, "p_step", 0.0, 1.0)
-        self.p_max = check_real(p_max, "p_max", 0.0, 1.0)
-
-    def support_fraction(self, k: int) -> float:
-        """Return the fraction of entries that layer ``k`` (0-based) keeps unshrunk."""
-        return support_fraction(k + 1, self.p_step, self.p_max)
+        self._set_support_schedule(p_step, p_max)
 
     def _shrink(self, k: int, v: torch.Tensor) -> torch.Tensor:
-        return soft_threshold_support_selection(v, self.theta[k], self.support_fraction(k))
+        return self._shrink_selected(k, v, self.theta[k])
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, p_step={self.p_step:g}, p_max={self.p_max:g}"

@@ -1,17 +1,11 @@
 """Soft thresholding and the support-selection variant used by the LISTA family.
 
-Convention shared by every module in the package: the soft threshold is
-
-    soft(v, theta) = sign(v) * max(|v| - theta, 0),
-
-written as ``torch.sign(v) * torch.relu(v.abs() - theta)``. Autograd takes the
-derivative of ``relu`` at 0 to be 0, so at a tie ``|v| == theta`` the
-derivative with respect to ``v`` and to ``theta`` is 0: a coordinate exactly at
-the threshold counts as inactive. ``torch.nn.functional.softshrink`` makes the
-same choice. The threshold is used as given: a negative ``theta`` is not
-clipped, so ``soft(v, theta)`` then moves ``v`` away from zero. Learned networks
-leave their thresholds unconstrained, as in the reference code of Chen et al.
-(2018), and rely on training to keep them positive.
+``soft_threshold`` is defined once, in ``implicit_basis.coding.prox``, and
+re-exported here. Its derivative at a tie ``|v| == theta`` is 0, so a
+coordinate exactly at the threshold counts as inactive. The threshold is used
+as given: a negative ``theta`` is not clipped. Learned networks leave their
+thresholds unconstrained, as in the reference code of Chen et al. (2018), and
+rely on training to keep them positive.
 """
 
 from __future__ import annotations
@@ -20,26 +14,14 @@ import math
 
 import torch
 
+from ..coding.prox import soft_threshold
+
 __all__ = [
     "selected_count",
     "soft_threshold",
     "soft_threshold_support_selection",
     "support_fraction",
 ]
-
-
-def soft_threshold(v: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
-    """Apply the soft threshold ``sign(v) * max(|v| - theta, 0)`` entrywise.
-
-    This is the proximal operator of ``theta * ||.||_1`` for ``theta >= 0``.
-    The derivative at ``|v| == theta`` is 0 (the module docstring gives the
-    convention).
-
-    Shape:
-        v: any shape; theta: a scalar or a tensor broadcastable to ``v``;
-        result: the shape of ``v``.
-    """
-    return torch.sign(v) * torch.relu(v.abs() - theta)
 
 
 def support_fraction(layer: int, p_step: float, p_max: float) -> float:

@@ -53,9 +53,7 @@ class StepLISTA(UnrolledNetwork):
         self.learn_lam = bool(learn_lam)
 
         step = 1.0 / self._lipschitz()
-        self.step = nn.ParameterList(
-            [nn.Parameter(torch.tensor(step, **options)) for _ in range(self.num_layers)]
-        )
+        self.step = self._per_layer(torch.tensor(step, **options))
 
     def layer(self, k: int, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         gradient = (z @ self.D.T - y) @ self.D
