@@ -112,6 +112,13 @@ class BasisPursuit(Problem):
     relaxed problem use ``BasisPursuitDenoising`` (explicit ``sigma``) or a
     small-``lam`` ``Lasso``.
 
+    NOTE: with float32 (or half) inputs the implicit backend holds the
+    constraint to the data's rounding, ``||D z - y|| <= 8 eps ||y||`` (about
+    1e-6 relative), and returns that denoising solution. Rounded data lies
+    off the span of its true support, and exact equality would fit the
+    rounding with up to m atoms. The cvxpylayers backend solves exact
+    equality on the rounded data. Pass float64 data for exact equality.
+
     Only the component of the gradient in ``y`` that lies in range(D) is
     defined, because moving ``y`` off range(D) makes the problem infeasible.
     The implicit backend returns that component (the minimum-norm gradient).
