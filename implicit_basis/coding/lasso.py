@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import cvxpy as cp
 import torch
 
@@ -10,6 +12,8 @@ from .formulation import CvxpyFormulation
 from .prox import prox_l1
 
 __all__ = ["Lasso", "LassoFamilyProblem", "lam_max", "relative_duality_gap", "scaled_dual_value"]
+
+logger = logging.getLogger(__name__)
 
 
 class LassoFamilyProblem(Problem):
@@ -62,8 +66,8 @@ class LassoFamilyProblem(Problem):
     def lam_max_batched(self, y, D, params) -> torch.Tensor:
         return lasso_family_lam_max(y, D, params)
 
-    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit):
-        return lasso_family_vjp(v, z, y, D, params, needs, dense_limit)
+    def implicit_vjp(self, v, z, y, D, params, needs, dense_limit, factor=None):
+        return lasso_family_vjp(v, z, y, D, params, needs, dense_limit, factor)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()
@@ -450,7 +454,7 @@ def lam_max(y: torch.Tensor, D: torch.Tensor, problem: Problem | None = None) ->
     return batch.unbatch_scalar(problem.lam_max_batched(batch.y, batch.D, batch.params))
 
 
-def lasso_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int) -> tuple[dict, torch.Tensor]:
+def lasso_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int, factor=None) -> tuple[dict, torch.Tensor]:
     r"""Return the vector-Jacobian products of the lasso-family solution map.
 
     On the support S with signs s the solution satisfies
@@ -464,6 +468,9 @@ def lasso_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int) -> 
 
     Atoms off the support get zero: ties at the threshold count as inactive.
     A singular system (duplicate atoms, |S| > m) gets the minimum-norm ``u``.
+    ``factor``, the forward's ``solvers.linalg.SupportFactor`` for these ``z``,
+    ``y`` and ``D``, replaces forming and factoring the system on the samples
+    where it matches (see ``solve_support_system``).
 
     Shape:
         v, z: (B, k); y: (B, m); D: (m, k) or (B, m, k).
@@ -480,7 +487,7 @@ def lasso_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int) -> 
     v_S = gather_atoms(v, support)
     l2 = params.get("l2")
     l2_column = None if l2 is None else l2.view(-1, 1)
-    u, singular = solve_support_system(columns, v_S, support.mask, l2_column, None, dense_limit)
+    u, singular = solve_support_system(columns, v_S, support.mask, l2_column, None, dense_limit, factor)
 
     grads = {}
     Du = columns.apply(u)
@@ -502,7 +509,7 @@ def lasso_family_vjp(v, z, y, D, params, needs: frozenset, dense_limit: int) -> 
     return grads, singular
 
 
-def solve_support_system(columns, rhs, mask, ridge, curvature, dense_limit: int):
+def solve_support_system(columns, rhs, mask, ridge, curvature, dense_limit: int, factor=None):
     """Solve ``(D_S^T D_S + ridge I + curvature) u = rhs`` on padded supports.
 
     Dense Cholesky up to ``dense_limit`` support atoms, matrix-free conjugate
@@ -510,6 +517,10 @@ def solve_support_system(columns, rhs, mask, ridge, curvature, dense_limit: int)
 
     Args:
         columns: a ``SupportDictionary`` giving the products with ``D_S``.
+        factor: optional ``solvers.linalg.SupportFactor`` of these systems
+            (without ``curvature``). Up to ``dense_limit`` atoms, samples
+            whose support equals the factor's are solved with it (see
+            ``_solve_with_factor``) and the rest as without it.
 
     Shape:
         rhs: (B, s) or (B, s, r); mask: (B, s); ridge: (B, 1) or None;
@@ -521,6 +532,8 @@ def solve_support_system(columns, rhs, mask, ridge, curvature, dense_limit: int)
     from ..support import conjugate_gradient, solve_symmetric
 
     s = mask.shape[-1]
+    if factor is not None and curvature is None and rhs.dim() == 2 and s <= dense_limit:
+        return _solve_with_factor(columns, rhs, mask, ridge, factor, dense_limit)
     if s <= dense_limit:
         G = columns.gram()
         if ridge is not None:
@@ -548,3 +561,72 @@ def solve_support_system(columns, rhs, mask, ridge, curvature, dense_limit: int)
         converged = converged & ok
     u = torch.stack(solutions, -1)
     return (u.squeeze(-1) if rhs.dim() == 2 else u), ~converged
+
+
+def _solve_with_factor(columns, rhs, mask, ridge, factor, dense_limit: int):
+    """Solve ``(D_S^T D_S + ridge I) u = rhs`` with the forward's Cholesky factors where they match.
+
+    A sample's factor is used only when it is known and factors exactly this
+    support (the same atoms in the same order). Otherwise, e.g. after a
+    float32 cast zeroed an entry or for a code the solver did not polish,
+    the sample's system is formed and factored as without a factor. Where
+    the pivots call for it (``refinement_due``, the rule of the solve without
+    a factor), one step of iterative refinement follows, with the residual
+    formed from ``D_S`` rather than a Gram matrix.
+
+    Shape:
+        rhs: (B, s); mask: (B, s); ridge: (B, 1) or None.
+    """
+    from ..solvers.linalg import cholesky_apply, refinement_due
+    from ..support import Support, SupportDictionary
+
+    support = columns.support
+    B, s = rhs.shape
+    width = min(s, factor.index.shape[-1])
+    matched = factor.known & (factor.counts == support.counts)
+    same_atoms = (factor.index[:, :width] == support.index[:, :width]) | ~support.mask[:, :width]
+    matched = matched & same_atoms.all(-1)
+    logger.debug("implicit backward: reusing the forward's support factor on %d of %d samples", int(matched.sum()), B)
+
+    u = torch.zeros_like(rhs)
+    singular = torch.zeros(B, dtype=torch.bool, device=rhs.device)
+    if bool(matched.any()):
+        solves = []
+        for number, L in enumerate(factor.blocks):
+            rows = (matched & (factor.block == number)).nonzero().squeeze(-1)
+            if rows.numel() == 0:
+                continue
+            slots = factor.position[rows]
+            if rows.numel() < L.shape[0]:
+                # Other rows of the block belong to no sample of this backward.
+                L = L[slots]
+                slots = torch.arange(rows.numel(), device=rhs.device)
+            solves.append((rows, slots, L, min(s, L.shape[-1])))
+
+        def apply_factors(right):
+            """Return ``(L L^T)^{-1} right`` per matched sample, (B, s), zero elsewhere."""
+            out = torch.zeros_like(right)
+            for rows, slots, L, cols in solves:
+                block_rhs = right.new_zeros(L.shape[0], L.shape[-1], 1)
+                block_rhs[slots, :cols, 0] = right[rows, :cols]
+                out[rows, :cols] = cholesky_apply(L, block_rhs)[slots, :cols, 0]
+            return out
+
+        u = apply_factors(rhs)
+        if any(refinement_due(L, slots) for _, slots, L, _ in solves):
+            residual = rhs - columns.apply_transpose(columns.apply(u))
+            if ridge is not None:
+                residual = residual - ridge * u
+            u = u + apply_factors(residual * (mask & matched.unsqueeze(-1)).to(rhs.dtype))
+    if not bool(matched.all()):
+        rows = (~matched).nonzero().squeeze(-1)
+        sub_mask = mask[rows]
+        size = int(sub_mask.sum(-1).max())
+        sub_support = Support(index=support.index[rows, :size], mask=sub_mask[:, :size], k=support.k)
+        D = columns.D if columns.shared else columns.D[rows]
+        sub_ridge = None if ridge is None else ridge[rows]
+        x, singular[rows] = solve_support_system(
+            SupportDictionary(D, sub_support), rhs[rows, :size], sub_support.mask, sub_ridge, None, dense_limit
+        )
+        u[rows, :size] = x
+    return u, singular

@@ -4,7 +4,10 @@ The forward pass solves every sample to a tight duality gap and polishes the
 code on its support (``implicit_basis.solvers``). The backward pass solves
 the optimality conditions' linearisation restricted to the support, so its
 cost is O(|S|^3 + m |S|) per sample whatever the number of atoms or of
-iterations, and autograd stores nothing of the iterations.
+iterations, and autograd stores nothing of the iterations. For the lasso
+family with a shared dictionary the forward's polish has already factored
+each support system in float64. Those factors are kept for the backward,
+which then costs O(|S|^2 + m |S|) per sample.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..coding.base import Problem
+from ..coding.lasso import LassoFamilyProblem
 from ..inputs import Batch
+from ..solvers.linalg import SupportFactor
 from .base import Backend, register_backend
 
 __all__ = ["DENSE_SUPPORT_LIMIT", "ImplicitBackend"]
@@ -64,27 +69,49 @@ class ImplicitBackend(Backend):
                 f"backward uses a dense Cholesky factor; got {dense_limit!r}."
             )
         detached = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in batch.params.items()}
+        # The support factors cost B |S|^2 floats, so they are kept only for
+        # a backward that will use them.
+        keep_factor = (
+            isinstance(problem, LassoFamilyProblem)
+            and batch.D.dim() == 2
+            and dense_limit > 0
+            and _needs_gradient(batch)
+        )
         with torch.no_grad():
-            z_star, info = solvers.solve(
+            solved = solvers.solve(
                 problem, batch.y.detach(), batch.D.detach(), detached,
                 tol=tol, max_iter=max_iter, init=init,
+                return_factor=keep_factor, factor_limit=int(dense_limit),
             )
-        z = attach_implicit_gradient(problem, batch, z_star, int(dense_limit))
+        z_star, info = solved[:2]
+        factor = solved[2] if keep_factor else None
+        z = attach_implicit_gradient(problem, batch, z_star, int(dense_limit), factor)
         return z, info
 
 
-def attach_implicit_gradient(problem: Problem, batch: Batch, z_star: torch.Tensor, dense_limit: int):
-    """Return ``z_star`` connected to the autograd graph of the batch's inputs."""
-    names = [
-        name for name in _DIFFERENTIABLE
-        if isinstance(batch.params.get(name), torch.Tensor)
-    ]
+def _differentiable_names(batch: Batch) -> list[str]:
+    return [name for name in _DIFFERENTIABLE if isinstance(batch.params.get(name), torch.Tensor)]
+
+
+def _needs_gradient(batch: Batch) -> bool:
+    inputs = [batch.y, batch.D, *(batch.params[name] for name in _differentiable_names(batch))]
+    return torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+
+
+def attach_implicit_gradient(problem: Problem, batch: Batch, z_star: torch.Tensor, dense_limit: int, factor=None):
+    """Return ``z_star`` connected to the autograd graph of the batch's inputs.
+
+    ``factor``, a ``solvers.linalg.SupportFactor`` of the solve that produced
+    ``z_star`` on this batch's ``y`` and ``D``, lets a lasso-family backward
+    skip forming and factoring the support systems where it matches the
+    support of ``z_star``. Without it every system is formed and factored.
+    """
+    names = _differentiable_names(batch)
     values = [batch.params[name] for name in names]
-    inputs = [batch.y, batch.D, *values]
-    if not (torch.is_grad_enabled() and any(t.requires_grad for t in inputs)):
+    if not _needs_gradient(batch):
         return z_star
     fixed = {k: v for k, v in batch.params.items() if k not in names}
-    context = (problem, tuple(names), fixed, dense_limit)
+    context = (problem, tuple(names), fixed, dense_limit, factor)
     return _ImplicitCodes.apply(z_star, context, batch.y, batch.D, *values)
 
 
@@ -98,14 +125,20 @@ class _ImplicitCodes(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         z_star, context, y, D, *values = inputs
-        ctx.context = context
-        ctx.save_for_backward(z_star, y, D, *values)
+        problem, names, fixed, dense_limit, factor = context
+        ctx.context = (problem, names, fixed, dense_limit)
+        ctx.has_factor = factor is not None
+        # Saved with the inputs, so that autograd frees the factor after the backward.
+        factor_tensors = () if factor is None else factor.tensors()
+        ctx.save_for_backward(z_star, y, D, *values, *factor_tensors)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_z):
-        z, y, D, *values = ctx.saved_tensors
         problem, names, fixed, dense_limit = ctx.context
+        z, y, D, *rest = ctx.saved_tensors
+        values = rest[: len(names)]
+        factor = SupportFactor.from_tensors(rest[len(names):]) if ctx.has_factor else None
         needs = set()
         if ctx.needs_input_grad[2]:
             needs.add("y")
@@ -119,8 +152,9 @@ class _ImplicitCodes(torch.autograd.Function):
         params = {name: value.double() for name, value in zip(names, values)}
         for key, value in fixed.items():
             params[key] = value.double() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+        reuse = {} if factor is None else {"factor": factor}
         grads, _ = problem.implicit_vjp(
-            grad_z.double(), z.double(), y.double(), D.double(), params, frozenset(needs), dense_limit
+            grad_z.double(), z.double(), y.double(), D.double(), params, frozenset(needs), dense_limit, **reuse
         )
 
         def cast(name, like):

@@ -8,9 +8,22 @@ sample at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-__all__ = ["SINGULAR_RTOL", "gather_support", "pack_support", "pad_diagonal", "scatter_support", "solve_psd"]
+__all__ = [
+    "SINGULAR_RTOL",
+    "FactorCollector",
+    "SupportFactor",
+    "cholesky_apply",
+    "gather_support",
+    "pack_support",
+    "pad_diagonal",
+    "refinement_due",
+    "scatter_support",
+    "solve_psd",
+]
 
 # A symmetric positive semi-definite matrix counts as singular when its
 # smallest eigenvalue is below this fraction of its largest. A condition
@@ -18,6 +31,11 @@ __all__ = ["SINGULAR_RTOL", "gather_support", "pack_support", "pad_diagonal", "s
 # system is treated as rank-deficient and solved for its minimum-norm solution.
 SINGULAR_RTOL = 1e-12
 _REFINE_ABOVE = 1e4
+# A factor counts as reusable by another solve with the same matrix (formed
+# again, so equal up to rounding) only where its smallest pivot clears the
+# singularity threshold by this factor. Rounding then cannot move the matrix
+# across the threshold, which would switch that solve to the minimum-norm path.
+_REUSE_MARGIN = 100.0
 
 
 def pack_support(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,7 +93,7 @@ def pad_diagonal(A: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return A
 
 
-def solve_psd(A: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def solve_psd(A: torch.Tensor, b: torch.Tensor, *, return_factor: bool = False):
     """Solve ``A x = b`` for symmetric positive semi-definite ``A``, per sample.
 
     Where ``A`` is well conditioned this is a Cholesky solve, with one step
@@ -86,7 +104,12 @@ def solve_psd(A: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     drops eigenvalues below ``SINGULAR_RTOL`` times the largest.
 
     Returns ``(x, singular)`` with ``singular`` (B,) bool true where
-    eigenvalues were dropped.
+    eigenvalues were dropped. With ``return_factor`` it returns ``(x,
+    singular, L, reusable)``: the lower Cholesky factors ``L`` (B, S, S) of
+    ``A``, and ``reusable`` (B,) bool, true where the Cholesky path solved
+    the sample and its smallest pivot exceeds the singularity threshold
+    ``_REUSE_MARGIN`` times. Rows of ``L`` outside ``reusable`` are
+    meaningless.
 
     Shape:
         A: (B, S, S); b and x: (B, S), or (B, S, r) for r right-hand sides.
@@ -96,11 +119,14 @@ def solve_psd(A: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     B, S = rhs.shape[:2]
     singular = torch.zeros(B, dtype=torch.bool, device=b.device)
     if S == 0:
+        if return_factor:
+            return b.clone(), singular, A.clone(), torch.ones_like(singular)
         return b.clone(), singular
     factor, info = torch.linalg.cholesky_ex(A)
     pivots = factor.diagonal(dim1=-2, dim2=-1) ** 2
     largest = A.diagonal(dim1=-2, dim2=-1).amax(-1).clamp(min=torch.finfo(A.dtype).tiny)
-    good = (info == 0) & (pivots.amin(-1) > SINGULAR_RTOL * largest) & torch.isfinite(pivots).all(-1)
+    smallest = pivots.amin(-1)
+    good = (info == 0) & (smallest > SINGULAR_RTOL * largest) & torch.isfinite(pivots).all(-1)
 
     x = torch.zeros_like(rhs)
     if bool(good.any()):
@@ -108,13 +134,9 @@ def solve_psd(A: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
         L = factor if rows is None else factor[rows]
         A_good = A if rows is None else A[rows]
         rhs_good = rhs if rows is None else rhs[rows]
-        solution = _cholesky_apply(L, rhs_good)
-        # The squared ratio of the pivots is a lower bound on the condition
-        # number; above 1e4 a refinement step keeps the error near 1e-15.
-        diagonal = L.diagonal(dim1=-2, dim2=-1)
-        spread = (diagonal.amax(-1) / diagonal.amin(-1)) ** 2
-        if bool((spread > _REFINE_ABOVE).any()):
-            solution = solution + _cholesky_apply(L, rhs_good - A_good @ solution)
+        solution = cholesky_apply(L, rhs_good)
+        if refinement_due(L):
+            solution = solution + cholesky_apply(L, rhs_good - A_good @ solution)
         if rows is None:
             x = solution
         else:
@@ -122,10 +144,29 @@ def solve_psd(A: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     if not bool(good.all()):
         rows = (~good).nonzero().squeeze(-1)
         x[rows], singular[rows] = _min_norm_solve(A[rows], rhs[rows])
-    return (x.squeeze(-1) if vector else x), singular
+    x = x.squeeze(-1) if vector else x
+    if return_factor:
+        return x, singular, factor, good & (smallest > _REUSE_MARGIN * SINGULAR_RTOL * largest)
+    return x, singular
 
 
-def _cholesky_apply(L: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+def refinement_due(L: torch.Tensor, rows: torch.Tensor | None = None) -> bool:
+    """Return whether a solve with the Cholesky factors ``L`` (B, S, S) needs a refinement step.
+
+    The squared ratio of the pivots is a lower bound on the condition
+    number. Above ``_REFINE_ABOVE`` for any sample (of ``rows`` only, if
+    given), one refinement step of the whole batch keeps the error near 1e-15.
+    """
+    diagonal = L.diagonal(dim1=-2, dim2=-1)
+    if rows is not None:
+        diagonal = diagonal[rows]
+    if diagonal.numel() == 0:
+        return False
+    spread = (diagonal.amax(-1) / diagonal.amin(-1)) ** 2
+    return bool((spread > _REFINE_ABOVE).any())
+
+
+def cholesky_apply(L: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     """Return ``(L L^T)^{-1} rhs`` by two triangular solves.
 
     ``torch.cholesky_solve`` copied the factor on every call (torch 2.13, CPU),
@@ -150,3 +191,104 @@ def _min_norm_solve(A: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, tor
     # eigendecomposition loses on ill-conditioned ranges.
     x = x + apply_pseudo_inverse(b - A @ x)
     return x, ~keep.all(-1)
+
+
+@dataclass
+class SupportFactor:
+    """Cholesky factors of the support systems that produced a batch's final codes.
+
+    Where ``known[b]``, sample b's code is nonzero exactly on the atoms
+    ``index[b, :counts[b]]`` (in the order of ``pack_support``), and
+    ``blocks[block[b]][position[b]]`` is the lower Cholesky factor of
+    ``D_S^T D_S (+ l2 I)`` on those atoms, formed in float64 by the polish
+    that produced the code. A block's slots past a sample's count are
+    decoupled (zero off the diagonal, positive on it). The blocks keep the
+    padded sizes of the polish calls, so no factor is copied to a common size.
+
+    Attributes:
+        index: (B, S) int64 atom indices, increasing; ``k`` in padded slots.
+        counts: (B,) int64 support sizes.
+        known: (B,) bool.
+        block: (B,) int64 block of each known sample.
+        position: (B,) int64 row of each known sample in its block.
+        blocks: float64 lower triangular factors, each (n, S_block, S_block).
+    """
+
+    index: torch.Tensor
+    counts: torch.Tensor
+    known: torch.Tensor
+    block: torch.Tensor
+    position: torch.Tensor
+    blocks: list[torch.Tensor]
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Return every tensor of the factor, in the order ``from_tensors`` reads."""
+        return [self.index, self.counts, self.known, self.block, self.position, *self.blocks]
+
+    @classmethod
+    def from_tensors(cls, tensors) -> "SupportFactor":
+        index, counts, known, block, position, *blocks = tensors
+        return cls(index, counts, known, block, position, list(blocks))
+
+
+class FactorCollector:
+    """Collects the support factors of samples as they finish, for ``SupportFactor``.
+
+    Pieces come from polish calls on different sub-batches with different
+    padded sizes. A later record of a sample replaces an earlier one, and
+    ``drop`` marks a sample as finished by a code that no factor belongs to.
+    """
+
+    def __init__(self, B: int, k: int, device) -> None:
+        self.B = B
+        self.k = k
+        self.device = device
+        self.owner = torch.full((B,), -1, dtype=torch.int64, device=device)
+        self.pieces: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def add(self, rows: torch.Tensor, index: torch.Tensor, valid: torch.Tensor, L: torch.Tensor) -> None:
+        """Record the factors ``L`` (n, S, S) of the samples ``rows`` (n,) of the batch."""
+        if rows.numel() == 0:
+            return
+        self.owner[rows] = len(self.pieces)
+        self.pieces.append((rows, index, valid.sum(-1), L))
+
+    def drop(self, rows: torch.Tensor) -> None:
+        self.owner[rows] = -1
+
+    def assemble(self, limit: int | None = None) -> SupportFactor:
+        """Return the recorded factors of supports up to ``limit`` atoms (every size when None)."""
+        known = torch.zeros(self.B, dtype=torch.bool, device=self.device)
+        block = torch.zeros(self.B, dtype=torch.int64, device=self.device)
+        position = torch.zeros(self.B, dtype=torch.int64, device=self.device)
+        counts = torch.zeros(self.B, dtype=torch.int64, device=self.device)
+        selected = []
+        for number, (rows, index, piece_counts, L) in enumerate(self.pieces):
+            take = self.owner[rows] == number
+            if limit is not None:
+                take = take & (piece_counts <= limit)
+            if not bool(take.any()):
+                continue
+
+            local = take.nonzero().squeeze(-1)
+            width = int(piece_counts[local].max())
+            if limit is not None and L.shape[-1] > limit:
+                # Keep only the samples within the limit, cut to their largest support.
+                L = L[local, :width, :width].contiguous()
+                slots = torch.arange(local.numel(), device=self.device)
+            else:
+                slots = local
+            known[rows[local]] = True
+            block[rows[local]] = len(selected)
+            position[rows[local]] = slots
+            counts[rows[local]] = piece_counts[local]
+            selected.append((rows[local], index[local], L))
+
+        S = int(counts.max()) if self.B else 0
+        index_out = torch.full((self.B, S), self.k, dtype=torch.int64, device=self.device)
+        for rows, index, _ in selected:
+            # Every selected support fits in S slots, so a piece's slots past S are padding.
+            width = min(S, index.shape[1])
+            index_out[rows, :width] = index[:, :width]
+        self.pieces = []
+        return SupportFactor(index_out, counts, known, block, position, [L for _, _, L in selected])

@@ -29,6 +29,11 @@ moves to the exact lane, in float64, when its threshold drops below
 ``FAST_FLOOR`` or its float32 gap stops improving. The polish and its
 verification always run in float64, on the original data. Finished samples
 leave their lane, so the products shrink as samples finish.
+
+On request the solver also returns, for the lasso family, the Cholesky
+factor of the support system of every sample finished by a verified polish
+(``SupportFactor``), so that the implicit backward need not form and factor
+that system again.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import torch
 from .apg import APGState, run_apg, start_apg
 from .continuation import follow_path
 from .gap import relative_gap
+from .linalg import FactorCollector, SupportFactor
 from .operator import DictionaryOperator
 from .polish import polish
 from .settings import Settings
@@ -88,18 +94,30 @@ class PenalisedResult:
     iterations: torch.Tensor
     degenerate: torch.Tensor
     polished: torch.Tensor
+    factor: SupportFactor | None = None
 
 
 def solve_penalised(
-    penalty, y: torch.Tensor, op: DictionaryOperator, settings: Settings, init: torch.Tensor | None
+    penalty,
+    y: torch.Tensor,
+    op: DictionaryOperator,
+    settings: Settings,
+    init: torch.Tensor | None,
+    keep_factor: bool = False,
+    factor_limit: int | None = None,
 ) -> PenalisedResult:
     """Solve ``min_z 1/2 ||D z - y||^2 + h(z)`` per sample; see the module docstring.
+
+    With ``keep_factor`` (lasso family only) the result carries the support
+    factors of the polished samples with supports up to ``factor_limit``
+    atoms (no limit when None).
 
     Shape:
         y: (B, m); init: (B, k) or None; result z: (B, k) in ``y``'s dtype.
     """
-    context = _Context(penalty, y, op, settings)
-    outcome = _Outcome(y.shape[0], op.k, y.device)
+    keep_factor = keep_factor and penalty.family == "lasso"
+    context = _Context(penalty, y, op, settings, keep_factor)
+    outcome = _Outcome(y.shape[0], op.k, y.device, keep_factor)
 
     # Step 1: the starting code, checked and (for a warm start) polished.
     z_start = context.clean(init) if init is not None else torch.zeros_like(context.c64)
@@ -112,6 +130,7 @@ def solve_penalised(
         result = context.polish(rows, z_start[rows])
         outcome.iterations[rows] += result.rounds
         outcome.finish(rows[result.accepted], result.z[result.accepted], converged=True, polished=True)
+        outcome.keep_factors(rows, result)
         outcome.degenerate[rows[result.accepted]] = result.degenerate[result.accepted]
         better = ~result.accepted & result.improved
         z_start[rows[better]] = result.z[better]
@@ -136,7 +155,10 @@ def solve_penalised(
         _, tie = context.check_exact(rows, outcome.z[rows])
         outcome.degenerate[rows] = tie
     z = outcome.z.to(y.dtype)
-    return PenalisedResult(z, outcome.converged, outcome.gap, outcome.iterations, outcome.degenerate, outcome.polished)
+    factor = outcome.factors.assemble(factor_limit) if outcome.factors is not None else None
+    return PenalisedResult(
+        z, outcome.converged, outcome.gap, outcome.iterations, outcome.degenerate, outcome.polished, factor
+    )
 
 
 def _advance(lane: "_Lane", exact: "_Lane", context: "_Context", outcome: "_Outcome", threshold) -> None:
@@ -175,6 +197,7 @@ def _advance(lane: "_Lane", exact: "_Lane", context: "_Context", outcome: "_Outc
     outcome.iterations[target] += result.rounds
     accepted = result.accepted
     outcome.finish(target[accepted], result.z[accepted], converged=True, polished=True)
+    outcome.keep_factors(target, result)
     outcome.degenerate[target[accepted]] = result.degenerate[accepted]
     threshold[target[~accepted]] *= 0.01
     outcome.failures[target[~accepted]] += 1
@@ -215,7 +238,8 @@ def _advance(lane: "_Lane", exact: "_Lane", context: "_Context", outcome: "_Outc
 class _Outcome:
     """Per-sample results, filled in as samples finish (codes in float64)."""
 
-    def __init__(self, B: int, k: int, device) -> None:
+    def __init__(self, B: int, k: int, device, keep_factor: bool = False) -> None:
+        self.factors = FactorCollector(B, k, device) if keep_factor else None
         self.z = torch.zeros(B, k, dtype=_EXACT_DTYPE, device=device)
         self.converged = torch.zeros(B, dtype=torch.bool, device=device)
         self.degenerate = torch.zeros(B, dtype=torch.bool, device=device)
@@ -231,6 +255,16 @@ class _Outcome:
         self.converged[rows] = converged
         self.polished[rows] = polished
         self.finished[rows] = True
+        # A code finished here has no factor unless keep_factors records one next.
+        if self.factors is not None:
+            self.factors.drop(rows)
+
+    def keep_factors(self, rows, result) -> None:
+        """Record the support factors of a polish of the samples ``rows`` that ``finish`` accepted."""
+        if self.factors is None:
+            return
+        for local, index, valid, L in result.factors:
+            self.factors.add(rows[local], index, valid, L)
 
 
 class _Lane:
@@ -330,8 +364,9 @@ class _Lane:
 class _Context:
     """Shared state of one penalised solve: the float64 problem, the fast copy and the steps."""
 
-    def __init__(self, penalty, y, op: DictionaryOperator, settings: Settings) -> None:
+    def __init__(self, penalty, y, op: DictionaryOperator, settings: Settings, keep_factor: bool = False) -> None:
         self.settings = settings
+        self.keep_factor = keep_factor
         self.k = op.k
         self.y64 = y.to(_EXACT_DTYPE)
         self.op64 = op.to(_EXACT_DTYPE)
@@ -406,6 +441,7 @@ class _Context:
             kkt_rtol=self.settings.kkt_rtol,
             tie_rtol=self.settings.tie_rtol,
             cap=self.cap,
+            keep_factors=self.keep_factor,
         )
 
     def follow_path(self, rows: torch.Tensor):

@@ -19,7 +19,7 @@ proximal gradient steps when the rounds run out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -51,6 +51,9 @@ class PolishResult:
         rounds: (B,) int64 rounds spent.
         objective: (B,) objective value of ``z``.
         improved: (B,) ``z`` has a lower objective than the input code.
+        factors: with ``keep_factors``, pieces ``(rows, index, valid, L)``
+            for accepted lasso-family samples whose code is nonzero exactly
+            on the support that ``L`` factors (see ``_reusable_factors``).
     """
 
     z: torch.Tensor
@@ -59,6 +62,7 @@ class PolishResult:
     rounds: torch.Tensor
     objective: torch.Tensor
     improved: torch.Tensor
+    factors: list = field(default_factory=list)
 
 
 def objective(penalty, y: torch.Tensor, Dz: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -80,6 +84,7 @@ def polish(
     kkt_rtol: float,
     tie_rtol: float,
     cap: int,
+    keep_factors: bool = False,
 ) -> PolishResult:
     """Polish the codes ``z`` on their supports; every input is in the polish dtype.
 
@@ -97,6 +102,8 @@ def polish(
         tie_rtol: relative distance to a threshold that counts as a tie.
         cap: largest support tried, unless the current code has more than
             half as many nonzeros; a larger one fails the round.
+        keep_factors: return the Cholesky factors of the accepted lasso-family
+            codes' support systems in ``PolishResult.factors``.
     """
     B, k = z.shape
     device = z.device
@@ -111,6 +118,7 @@ def polish(
 
     rows = torch.arange(B, device=device)
     current = z
+    factors = []
     sub = (penalty, y, op, c, scale, step)
     for _ in range(rounds):
         if rows.numel() == 0:
@@ -124,8 +132,9 @@ def polish(
         # unless the iterate itself is that large (duplicate atoms, lam = 0).
         fits = support.sum(-1) <= torch.clamp((current != 0).sum(-1) * 2, min=cap)
         support = support & fits.unsqueeze(-1)
+        pieces = []
         if s_penalty.family == "lasso":
-            candidate, singular = _solve_l1_support(s_penalty, s_op, s_c, support, sign)
+            candidate, singular, pieces = _solve_l1_support(s_penalty, s_op, s_c, support, sign, keep_factors)
         else:
             candidate, singular = solve_group_support(s_penalty, s_op, s_c, current, g, s_step, support, sign)
         D_candidate = s_op.matvec(candidate)
@@ -134,6 +143,8 @@ def polish(
         ok = (violation <= kkt_rtol) & fits
         candidate, D_candidate = _drop_ties(s_penalty, s_y, s_op, candidate, D_candidate, s_scale, ok, kkt_rtol, tie_rtol)
         value = objective(s_penalty, s_y, D_candidate, candidate)
+        if pieces:
+            factors += _reusable_factors(pieces, rows, ok, (candidate != 0) == support)
 
         better = (value < best[rows]) | ok
         keep_rows = rows[better]
@@ -150,7 +161,23 @@ def polish(
         current = candidate[local]
         g = g_candidate[local]
         sub = (s_penalty.rows(local), s_y[local], s_op.rows(local), s_c[local], s_scale[local], s_step[local])
-    return PolishResult(out_z, accepted, degenerate, spent, best, best < start)
+    return PolishResult(out_z, accepted, degenerate, spent, best, best < start, factors)
+
+
+def _reusable_factors(pieces, rows, ok, matches):
+    """Return the factor pieces of the verified codes nonzero exactly on their solved support.
+
+    A tie dropped by ``_drop_ties``, or an entry that solved to exactly zero,
+    makes the code's support smaller than the factored one, so that sample's
+    factor is left out.
+    """
+    exact = ok & matches.all(-1)
+    selected = []
+    for bucket, index, valid, L, reusable in pieces:
+        take = exact[bucket] & reusable
+        if bool(take.any()):
+            selected.append((rows[bucket[take]], index[take], valid[take], L[take]))
+    return selected
 
 
 def _drop_ties(penalty, y, op, z, Dz, scale, ok, kkt_rtol, tie_rtol):
@@ -178,16 +205,20 @@ def _drop_ties(penalty, y, op, z, Dz, scale, ok, kkt_rtol, tie_rtol):
     return z, Dz
 
 
-def _solve_l1_support(penalty, op: DictionaryOperator, c, support, sign):
+def _solve_l1_support(penalty, op: DictionaryOperator, c, support, sign, keep_factors=False):
     """Solve ``(D_S^T D_S + l2 I) z_S = c_S - tau_S s_S`` on each sample's support.
 
     Samples are solved in buckets of similar support size, so that padding
     to the largest support of a bucket wastes little of the O(S^3) work.
+    Returns ``(z, singular, pieces)``. With ``keep_factors`` each bucket adds
+    a piece ``(rows, index, valid, L, reusable)`` to ``pieces``, with the
+    Cholesky factors of its systems (see ``solve_psd``).
     """
     B, k = c.shape
     z = torch.zeros_like(c)
     singular = torch.zeros(B, dtype=torch.bool, device=c.device)
     tau = torch.where(torch.isinf(penalty.tau), torch.zeros_like(penalty.tau), penalty.tau)
+    pieces = []
     for rows in _buckets(support.sum(-1)):
         index, valid = pack_support(support[rows])
         A = op.rows(rows).gram_block(index, valid)
@@ -197,9 +228,13 @@ def _solve_l1_support(penalty, op: DictionaryOperator, c, support, sign):
         b = b - gather_support(tau[rows] if tau.shape[0] == B else tau, index, valid) * gather_support(
             sign[rows], index, valid
         )
-        x, singular[rows] = solve_psd(A, b)
+        if keep_factors:
+            x, singular[rows], L, reusable = solve_psd(A, b, return_factor=True)
+            pieces.append((rows, index, valid, L, reusable))
+        else:
+            x, singular[rows] = solve_psd(A, b)
         z[rows] = scatter_support(x, index, k)
-    return z, singular
+    return z, singular, pieces
 
 
 def _buckets(counts: torch.Tensor) -> list[torch.Tensor]:

@@ -16,9 +16,11 @@ __all__ = ["solve"]
 
 PENALISED_KINDS = ("lasso", "elastic_net", "group_lasso", "sparse_group_lasso")
 CONSTRAINED_KINDS = ("basis_pursuit", "basis_pursuit_denoising")
+# Kinds whose support factors the implicit backward can reuse.
+FACTOR_KINDS = ("lasso", "elastic_net")
 
 
-def solve(problem, y, D, params, *, tol=None, max_iter=None, init=None) -> tuple[torch.Tensor, SolveInfo]:
+def solve(problem, y, D, params, *, tol=None, max_iter=None, init=None, return_factor=False, factor_limit=None):
     """Solve a batch of coding problems of a built-in kind; no autograd.
 
     Args:
@@ -34,11 +36,19 @@ def solve(problem, y, D, params, *, tol=None, max_iter=None, init=None) -> tuple
             constrained kinds, per inner lasso solve); default 20000.
         init: optional warm start (B, k). It changes the time taken, never
             the solution.
+        return_factor: also return the float64 Cholesky factors of the final
+            support systems, for the implicit backward.
+        factor_limit: with ``return_factor``, the largest support whose
+            factor is kept; None keeps every size.
 
     Returns:
         ``(z, info)``: codes (B, k) in ``y``'s dtype with exact zeros off the
         support, and per-sample outcomes. ``info.iterations`` counts
-        proximal-gradient iterations plus polish rounds.
+        proximal-gradient iterations plus polish rounds. With
+        ``return_factor``, ``(z, info, factor)``: ``factor`` is a
+        ``linalg.SupportFactor`` for the lasso and the elastic net with a
+        shared ``D`` (rows ``known`` where a polish produced the code), and
+        None for the other kinds and for a per-sample ``D``.
 
     Raises:
         ValueError: an unknown problem kind, or a ``tol`` or ``max_iter`` out of range.
@@ -70,14 +80,18 @@ def solve(problem, y, D, params, *, tol=None, max_iter=None, init=None) -> tuple
         settings = default_settings(y.dtype, tol, max_iter)
         op = DictionaryOperator(D, y.shape[0])
         error = None
+        factor = None
         if kind in PENALISED_KINDS:
-            result = solve_penalised(penalty_for(kind, params), y, op, settings, init)
-            z, info = result.z, _info(result, y.dtype)
+            keep_factor = return_factor and kind in FACTOR_KINDS and op.shared
+            result = solve_penalised(penalty_for(kind, params), y, op, settings, init, keep_factor, factor_limit)
+            z, info, factor = result.z, _info(result, y.dtype), result.factor
         else:
             z, info, error = solve_constrained(problem, y, op, params, settings, init)
     warn_unconverged(info, settings.tol, kind)
     if error is not None:
         raise error
+    if return_factor:
+        return z, info, factor
     return z, info
 
 
