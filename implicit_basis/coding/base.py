@@ -358,8 +358,12 @@ def _scalar_hint(spec: ScalarSpec) -> str:
     return ""
 
 
-def _check_device(value: torch.Tensor, name: str, device: torch.device) -> None:
-    if value.device != device:
+def _check_device(value: torch.Tensor, name: str, device) -> None:
+    # A device given as a string, or without an index ("cuda"), matches any
+    # tensor of that type.
+    device = torch.device(device)
+    same_index = device.index is None or value.device.index == device.index
+    if value.device.type != device.type or not same_index:
         raise ValueError(
             f"{name} is on {value.device} but the signals are on {device}; "
             f"move it with {name}.to({str(device)!r})."

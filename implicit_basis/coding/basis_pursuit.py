@@ -125,6 +125,13 @@ class BasisPursuit(Problem):
     The cvxpylayers backend may add an arbitrary component in null(D^T), so
     project its gradient onto range(D) before using or comparing it.
 
+    A code with fewer nonzeros than rank(D), as in compressed sensing
+    (``y = D x`` with ``x`` sparse), is not differentiable in every direction
+    of ``y``: moving ``y`` off span(D_S) changes the support. The implicit
+    backend flags it in ``info.degenerate`` and returns the derivative of the
+    fit on the support, ``dz_S = D_S^+ (dy - dD_S z_S)``, which is exact for
+    perturbations that keep ``y`` in span(D_S).
+
     Shape:
         y: (m,) or (B, m); D: (m, k) or (B, m, k); z: (k,) or (B, k).
     """

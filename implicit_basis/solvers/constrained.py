@@ -63,6 +63,13 @@ _MAX_JUMP = 1e6
 
 MAX_ROOT_STEPS = 60
 
+# The linear-program fallback runs HiGHS' dual simplex at feasibility
+# tolerances of 1e-10. At its default 1e-7, entries of order 1e-8 came out
+# with signs that contradict its own dual point. Its dual point is then
+# accepted within _LP_DUAL_RTOL.
+_LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+_LP_DUAL_RTOL = 1e-9
+
 # Relative residual ||D w - y|| / ||y|| at which a basis pursuit code counts
 # as feasible, and the relative mismatch of ||D z - y|| to sigma accepted for
 # basis pursuit denoising: rounding leaves about 1e-15.
@@ -103,6 +110,12 @@ def solve_constrained(problem, y, op: DictionaryOperator, params, settings: Sett
         z[rows] = result[0].to(y.dtype)
         converged[rows], iterations[rows], degenerate[rows] = result[1], result[3], result[4]
         gap[rows] = result[2].to(y.dtype)
+        if problem.kind == "basis_pursuit":
+            # A generic y needs rank(D) atoms. Fewer put y on a face of the
+            # feasible set, where moving y off span(D_S) changes the support,
+            # so the code is not differentiable in every direction there.
+            rank = torch.linalg.matrix_rank(op.rows(rows).D.to(torch.float64))
+            degenerate[rows] |= (result[0] != 0).sum(-1) < rank
 
     info = SolveInfo(
         converged=converged,
@@ -212,6 +225,16 @@ def _basis_pursuit(y, op: DictionaryOperator, sigma, settings: Settings, init):
     gap = torch.where(ok, _certificate_gap(y, op, z, nu), torch.full_like(sigma, torch.inf))
 
     rows = (~ok).nonzero().squeeze(-1)
+    if rows.numel():
+        logger.debug("basis pursuit: %d samples left to the linear program", rows.numel())
+        sub_op = op.rows(rows)
+        lp_z, lp_ok, lp_tie, lp_nu = _linear_program(y[rows], sub_op, settings)
+        solved = rows[lp_ok]
+        z[solved] = lp_z[lp_ok]
+        converged[solved] = True
+        tie[solved] = lp_tie[lp_ok]
+        gap[solved] = _certificate_gap(y[solved], op.rows(solved), lp_z[lp_ok], lp_nu[lp_ok])
+        rows = rows[~lp_ok]
     if rows.numel():
         logger.debug("basis pursuit: %d samples left to Bregman iteration", rows.numel())
         start = None if init is None else init[rows]
@@ -349,6 +372,57 @@ def _bregman_steps(target, op: DictionaryOperator, lam, codes, residual, unchang
     reach = torch.ceil(room.amin(-1))
     jump = unchanged & torch.isfinite(reach) & (reach > 1)
     return torch.where(jump, reach.clamp(max=_MAX_JUMP), steps)
+
+
+def _linear_program(y, op: DictionaryOperator, settings: Settings):
+    """Solve basis pursuit as a linear program per sample, then polish and certify it.
+
+    ``min 1^T (u + v)`` s.t. ``D (u - v) = y``, ``u, v >= 0``, by scipy's
+    HiGHS on the CPU in float64. The support of its solution is polished by
+    least squares (``D_S w = y``) and accepted when ``w`` is exactly feasible
+    with the same signs and the dual point ``nu`` of the equality
+    constraints certifies it (``D_S^T nu = sign(w_S)``, ``|D^T nu| <= 1``).
+    The path fails where breakpoints crowd at tiny weights (y a little off
+    the span of a sparse support); the linear program does not care.
+
+    Returns ``(w, ok, tie, nu)``, (B, k), (B,), (B,), (B, m).
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+
+    B, k = y.shape[0], op.k
+    D = op.D.to(torch.float64)
+    z = torch.zeros(B, k, dtype=torch.float64)
+    nu = torch.zeros(B, op.m, dtype=torch.float64)
+    solved = torch.zeros(B, dtype=torch.bool)
+    y_host = y.detach().cpu().to(torch.float64).numpy()
+    for b in range(B):
+        D_b = (D if op.shared else D[b]).detach().cpu().numpy()
+        result = linprog(
+            np.ones(2 * k),
+            A_eq=np.hstack([D_b, -D_b]),
+            b_eq=y_host[b],
+            bounds=(0, None),
+            method="highs-ds",
+            options=_LP_OPTIONS,
+        )
+        if result.status != 0:
+            logger.debug("basis pursuit: the linear program failed on sample %d: %s", b, result.message)
+            continue
+        z[b] = torch.from_numpy(result.x[:k] - result.x[k:])
+        # HiGHS reports d(objective)/d(b_eq), which is the dual point nu.
+        nu[b] = torch.from_numpy(np.asarray(result.eqlin.marginals))
+        solved[b] = True
+
+    z, nu, solved = z.to(y.device), nu.to(y.device), solved.to(y.device)
+    z, _ = _drop_small(z, settings.tie_rtol)
+    w, feasible, tie = _least_squares_on_support(y, op, z, settings.tie_rtol)
+    correlation = op.rmatvec(nu)
+    certified = correlation.abs().amax(-1) <= 1 + _LP_DUAL_RTOL
+    on_support = torch.where(w != 0, (correlation - torch.sign(w)).abs(), 0.0).amax(-1) <= _LP_DUAL_RTOL
+    ok = solved & feasible & certified & on_support
+    tie = tie | ((w == 0) & (correlation.abs() >= 1 - _LP_DUAL_RTOL)).any(-1)
+    return w.to(y.dtype), ok, tie, nu.to(y.dtype)
 
 
 def _least_squares_on_support(y, op: DictionaryOperator, codes, tie_rtol: float):
