@@ -25,6 +25,9 @@ noise with standard deviation std(D x) 10^(-SNR/20)), in float32, on its
   sigma = sqrt(m) * noise std (noisy).
 
 NMSE is ``10 log10(sum ||z_hat - z||^2 / sum ||z||^2)`` over the test set.
+The steps per stage come from timing ten steps before each training, so
+on a loaded machine, or with budgets of a few seconds, training can take
+several times its share.
 Chen et al. train each network layer by layer for many epochs, and the
 short budget here is what separates their numbers from these.
 """

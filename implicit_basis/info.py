@@ -17,7 +17,10 @@ class SolveInfo:
         converged: bool (B,), the stopping test was met.
         gap: (B,), the relative duality gap reached (for basis pursuit, the
             relative gap of the dual certificate built from the code).
-        iterations: int64 (B,), iterations spent on the sample.
+        iterations: int64 (B,), iterations spent on the sample. The implicit
+            backend counts its support polish rounds and solution-path steps
+            too, so the count can exceed ``max_iter``, which bounds only the
+            proximal-gradient iterations.
         support: bool (B, k), the atoms with a nonzero code.
         degenerate: bool (B,), the solution sits at a non-differentiable point
             (a tie at the threshold, a singular system on the support); the
