@@ -140,3 +140,25 @@ def test_basis_pursuit_sparse_code_is_degenerate():
     assert bool(info.degenerate[0])
     assert int(info.support[1].sum()) == 12
     assert not bool(info.degenerate[1])
+
+
+def test_basis_pursuit_fits_rounding_exactly():
+    # y off the span of a 4-atom support by 1e-8: the exact solution uses m
+    # atoms, most of them of order 1e-8, and all of them are needed.
+    generator = torch.Generator().manual_seed(26)
+    m, k = 30, 60
+    D = torch.randn(m, k, generator=generator, dtype=torch.float64)
+    D = D / D.norm(dim=0)
+    x = torch.zeros(3, k, dtype=torch.float64)
+    for b in range(3):
+        x[b, torch.randperm(k, generator=generator)[:4]] = torch.randn(4, generator=generator, dtype=torch.float64)
+    y = x @ D.T + 1e-8 * torch.randn(3, m, generator=generator, dtype=torch.float64)
+
+    z, info = ib.sparse_code(y, D, ib.BasisPursuit(), return_info=True)
+    assert bool(info.converged.all())
+    for b in range(3):
+        support = z[b] != 0
+        assert int(support.sum()) == m
+        assert float((D @ z[b] - y[b]).norm()) < 1e-13
+        nu = torch.linalg.solve(D[:, support].T, torch.sign(z[b, support]))
+        assert float((D.T @ nu).abs().max()) <= 1 + 1e-9
