@@ -360,9 +360,9 @@ def _scalar_hint(spec: ScalarSpec) -> str:
 
 def _check_device(value: torch.Tensor, name: str, device) -> None:
     # A device given as a string, or without an index ("cuda"), matches any
-    # tensor of that type.
+    # tensor of that type. CPU tensors report no index, so "cpu:0" is "cpu".
     device = torch.device(device)
-    same_index = device.index is None or value.device.index == device.index
+    same_index = device.type == "cpu" or device.index is None or value.device.index == device.index
     if value.device.type != device.type or not same_index:
         raise ValueError(
             f"{name} is on {value.device} but the signals are on {device}; "

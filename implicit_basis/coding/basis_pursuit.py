@@ -114,7 +114,10 @@ class BasisPursuit(Problem):
 
     NOTE: with float32 (or half) inputs the implicit backend holds the
     constraint to the data's rounding, ``||D z - y|| <= 8 eps ||y||`` (about
-    1e-6 relative), and returns that denoising solution. Rounded data lies
+    1e-6 relative) for the float64 code, and returns that denoising solution
+    rounded to the input dtype (the rounding can add a few percent to the
+    residual). Where that solve does not converge, exact equality is solved
+    instead. Rounded data lies
     off the span of its true support, and exact equality would fit the
     rounding with up to m atoms. The cvxpylayers backend solves exact
     equality on the rounded data. Pass float64 data for exact equality.

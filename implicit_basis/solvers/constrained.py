@@ -69,6 +69,8 @@ MAX_ROOT_STEPS = 60
 # accepted within _LP_DUAL_RTOL.
 _LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 _LP_DUAL_RTOL = 1e-9
+# Largest entry of y handed to the linear program.
+_LP_SCALE = 1e4
 
 # Relative residual ||D w - y|| / ||y|| at which a basis pursuit code counts
 # as feasible, and the relative mismatch of ||D z - y|| to sigma accepted for
@@ -107,6 +109,8 @@ def solve_constrained(problem, y, op: DictionaryOperator, params, settings: Sett
             sigma = params["sigma"][rows].to(torch.float64)
             sigma = torch.sqrt(torch.clamp(sigma**2 - off_range**2, min=0))
         result = _solve_rows(y_rows, op.rows(rows), sigma, settings, start)
+        if problem.kind == "basis_pursuit":
+            result = _exact_where_unconverged(result, y_rows, op.rows(rows), sigma, settings, start)
         z[rows] = result[0].to(y.dtype)
         converged[rows], iterations[rows], degenerate[rows] = result[1], result[3], result[4]
         gap[rows] = result[2].to(y.dtype)
@@ -140,6 +144,28 @@ def solve_constrained(problem, y, op: DictionaryOperator, params, settings: Sett
             info=info,
         )
     return z, info, error
+
+
+def _exact_where_unconverged(result, y, op: DictionaryOperator, sigma, settings: Settings, init):
+    """Solve exact basis pursuit for samples whose rounding-budget solve did not converge.
+
+    The denoising path and root-find can miss a breakpoint at weights near
+    the rounding budget. Exact equality (``sigma = 0``) has the linear
+    program as a fallback. Its code may carry more atoms of rounding size,
+    but it is certified.
+    """
+    retry = (~result[1] & (sigma > 0)).nonzero().squeeze(-1)
+    if retry.numel() == 0:
+        return result
+    start = None if init is None else init[retry]
+    exact = _solve_rows(y[retry], op.rows(retry), torch.zeros_like(sigma[retry]), settings, start)
+    better = exact[1]
+    z, converged, gap, iterations, degenerate = (value.clone() for value in result)
+    take = retry[better]
+    z[take], converged[take], gap[take] = exact[0][better], exact[1][better], exact[2][better]
+    degenerate[take] = exact[4][better]
+    iterations[retry] += exact[3]
+    return z, converged, gap, iterations, degenerate
 
 
 def _rounding_budget(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -389,9 +415,10 @@ def _linear_program(y, op: DictionaryOperator, settings: Settings, method: str =
     fails where breakpoints crowd at tiny weights (y a little off the span
     of a sparse support). The certificate rejects a wrong basis.
 
-    NOTE: HiGHS' tolerances are absolute (1e-10 here), so codes that need
-    entries near 1e-9 of the largest can fail both methods. Such samples go
-    on to Bregman iteration and are reported unconverged if it fails too.
+    NOTE: HiGHS' tolerances are absolute (1e-10 here). y is scaled to a
+    largest entry of 1e4 for it, but codes that need entries below about
+    1e-14 of the largest can still fail both methods. Such samples go on to
+    Bregman iteration and are reported unconverged if it fails too.
 
     Returns ``(w, ok, tie, nu)``, (B, k), (B,), (B,), (B, m).
     """
@@ -406,10 +433,14 @@ def _linear_program(y, op: DictionaryOperator, settings: Settings, method: str =
     y_host = y.detach().cpu().to(torch.float64).numpy()
     for b in range(B):
         D_b = (D if op.shared else D[b]).detach().cpu().numpy()
+        # The solution scales with y and the dual point does not. HiGHS'
+        # tolerances are absolute, so a large y keeps entries far below the
+        # largest above them.
+        scale = _LP_SCALE / max(float(np.abs(y_host[b]).max()), np.finfo(np.float64).tiny)
         result = linprog(
             np.ones(2 * k),
             A_eq=np.hstack([D_b, -D_b]),
-            b_eq=y_host[b],
+            b_eq=scale * y_host[b],
             bounds=(0, None),
             method=method,
             options=_LP_OPTIONS,
@@ -417,7 +448,7 @@ def _linear_program(y, op: DictionaryOperator, settings: Settings, method: str =
         if result.status != 0:
             logger.debug("basis pursuit: the linear program failed on sample %d: %s", b, result.message)
             continue
-        z[b] = torch.from_numpy(result.x[:k] - result.x[k:])
+        z[b] = torch.from_numpy((result.x[:k] - result.x[k:]) / scale)
         # HiGHS reports d(objective)/d(b_eq), which is the dual point nu.
         nu[b] = torch.from_numpy(np.asarray(result.eqlin.marginals))
         solved[b] = True

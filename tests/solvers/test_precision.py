@@ -113,3 +113,21 @@ def test_float32_basis_pursuit_recovers_sparse_code():
     assert torch.equal(z.abs() > 1e-4, x != 0)
     assert int((z != 0).sum(-1).max()) <= 2 * nnz
     torch.testing.assert_close(z, x, rtol=0, atol=1e-5)
+
+
+def test_float32_basis_pursuit_falls_back_to_exact():
+    # The rounding-budget path misses a breakpoint on some compressed-sensing
+    # samples; those are solved with exact equality instead, and converge.
+    generator = torch.Generator().manual_seed(5)
+    m, k = 32, 70
+    D = torch.randn(m, k, generator=generator)
+    D = D / D.norm(dim=0)
+    x = torch.zeros(8, k)
+    for b in range(8):
+        x[b, torch.randperm(k, generator=generator)[:7]] = torch.randn(7, generator=generator)
+    y = x @ D.T
+
+    z, info = run(ib.BasisPursuit(), y, D)
+    assert bool(info.converged.all())
+    residual = (z.double() @ D.double().T - y.double()).norm(dim=-1) / y.double().norm(dim=-1)
+    assert float(residual.max()) < 1e-5
