@@ -35,7 +35,7 @@ class GroupFamilyProblem(Problem):
     """Base class of the group lasso and the sparse group lasso.
 
     It stores the partition ``groups``, the scalar parameters of
-    ``scalar_specs`` and the optional per-group ``weights``, and answers every
+    ``scalar_specs`` and the optional per-group ``weights``, and implements every
     oracle with the group-family functions of this module. Subclasses set
     ``kind`` and ``scalar_specs`` and implement ``prox`` and
     ``cvxpy_formulation``.

@@ -20,7 +20,7 @@ class LassoFamilyProblem(Problem):
     """Base class of the lasso and the elastic net.
 
     It stores the scalar parameters of ``scalar_specs``, the optional
-    per-atom ``weights`` and the ``nonneg`` constraint, and answers every
+    per-atom ``weights`` and the ``nonneg`` constraint, and implements every
     oracle with the lasso-family functions of this module. Subclasses set
     ``kind`` and ``scalar_specs`` and implement ``prox`` and
     ``cvxpy_formulation``.

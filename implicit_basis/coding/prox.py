@@ -29,8 +29,8 @@ def soft_threshold(v: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor
 
     Under autograd the derivative in ``v`` and in ``theta`` is 0 at a tie
     ``|v| == theta``, because torch takes the derivative of ``relu`` at 0 to
-    be 0, so a coordinate exactly at the threshold counts as inactive
-    (``torch.nn.functional.softshrink`` makes the same choice). Elsewhere on
+    be 0. A coordinate exactly at the threshold therefore counts as inactive,
+    the same choice as ``torch.nn.functional.softshrink``. Elsewhere on
     the support the derivative in ``theta`` is ``-sign(v)``, also at
     ``theta = 0``. The form ``v - clamp(v, -theta, theta)`` has the same
     values, but at ``theta = 0`` it passes a zero derivative in ``theta`` to

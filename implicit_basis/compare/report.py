@@ -31,15 +31,20 @@ def _mib(value) -> str:
     return "-" if value is None else f"{value / _MIB:.3g}"
 
 
+# Columns that both tables start with: what ran, on how many samples, how fast.
+_LEADING_COLUMNS = [
+    ("problem", lambda r: r["problem"]),
+    ("method", lambda r: r["method"]),
+    ("status", lambda r: r["status"]),
+    ("B", lambda r: _number(r["batch"])),
+    ("fwd ms", lambda r: _milliseconds(r["forward_time_s"])),
+    ("bwd ms", lambda r: _milliseconds(r["backward_time_s"])),
+]
+
+
 def _columns(benchmark: bool):
     if benchmark:
-        return [
-            ("problem", lambda r: r["problem"]),
-            ("method", lambda r: r["method"]),
-            ("status", lambda r: r["status"]),
-            ("B", lambda r: _number(r["batch"])),
-            ("fwd ms", lambda r: _milliseconds(r["forward_time_s"])),
-            ("bwd ms", lambda r: _milliseconds(r["backward_time_s"])),
+        return _LEADING_COLUMNS + [
             ("fwd/ours", lambda r: _number(r["forward_ratio"])),
             ("bwd/ours", lambda r: _number(r["backward_ratio"])),
             ("max |z-ref|", lambda r: _number(r["solution_max_abs_error"], 2)),
@@ -47,13 +52,7 @@ def _columns(benchmark: bool):
             ("grad D err", lambda r: _number(r["grad_D_rel_error"], 2)),
             ("gap", lambda r: _number(r["gap_max"], 2)),
         ]
-    return [
-        ("problem", lambda r: r["problem"]),
-        ("method", lambda r: r["method"]),
-        ("status", lambda r: r["status"]),
-        ("B", lambda r: _number(r["batch"])),
-        ("fwd ms", lambda r: _milliseconds(r["forward_time_s"])),
-        ("bwd ms", lambda r: _milliseconds(r["backward_time_s"])),
+    return _LEADING_COLUMNS + [
         ("saved MiB", lambda r: _mib(r["memory_saved_bytes"])),
         ("z err", lambda r: _number(r["solution_rel_error"], 2)),
         ("grad y err", lambda r: _number(r["grad_y_rel_error"], 2)),

@@ -109,7 +109,7 @@ def as_scalar(
     """Convert a single number to a finite tensor of shape (1,).
 
     ``description`` names the quantity in the message of the error raised
-    when ``value`` holds more than one number.
+    when ``value`` contains more than one number.
     """
     vector = as_vector(name, value, dtype=dtype, device=device)
     if vector.numel() != 1:
